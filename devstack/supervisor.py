@@ -1,0 +1,193 @@
+"""`cqrs dev`: the embedded servers, migrations, the stream, then every process.
+
+Each process of the system runs as its own OS process, as in production; the
+supervisor only starts them in order, waits until each is ready, and stops
+them in reverse on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from pathlib import Path
+from types import FrameType
+
+import nats
+
+from devstack.ports import LOOPBACK, is_free
+from devstack.processes import ManagedProcess, pass_through_environment
+from devstack.stack import EmbeddedStack, RequestedPorts, StackUrls, wipe
+from shared.db import migrate
+from shared.messaging.jetstream import ensure_stream, stream_config
+from shared.settings import CommonSettings, load_settings
+
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class DevOptions:
+    data_dir: Path
+    fresh: bool = False
+    external: bool = False
+    command_api_port: int = 8000
+    query_api_port: int = 8001
+    ports: RequestedPorts = field(default_factory=RequestedPorts)
+    ready_timeout_seconds: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class HttpProcess:
+    name: str
+    cli_command: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+
+class DevStackError(RuntimeError):
+    """The stack could not start; the message says what to do."""
+
+
+def run_dev(options: DevOptions, environ: Mapping[str, str], echo: Echo) -> int:
+    """Run until a signal arrives or a process dies; return the exit code."""
+    stop = _install_stop_signals()
+    http_processes = [
+        HttpProcess("command API", "command-api", options.command_api_port),
+        HttpProcess("query API", "query-api", options.query_api_port),
+    ]
+    for process in http_processes:
+        if not is_free(process.port):
+            raise DevStackError(
+                f"port {process.port} for the {process.name} is taken; pass another with --help's flags"
+            )
+    if options.fresh:
+        wipe(options.data_dir)
+    stack = None if options.external else EmbeddedStack(options.data_dir, options.ports)
+    children: list[ManagedProcess] = []
+    try:
+        urls = _external_urls(environ) if stack is None else stack.start()
+        env = _process_environment(environ, urls)
+        settings = load_settings(CommonSettings, env)
+        migrate.upgrade(urls.database_url)
+        asyncio.run(_ensure_stream(settings))
+        for process in http_processes:
+            child = ManagedProcess(
+                name=process.cli_command,
+                argv=[
+                    sys.executable,
+                    "-m",
+                    "operator_cli",
+                    process.cli_command,
+                    "--port",
+                    str(process.port),
+                ],
+                pid_path=options.data_dir / "run" / f"{process.cli_command}.pid",
+                env=env,
+            )
+            child.start()
+            children.append(child)
+        for process, child in zip(http_processes, children, strict=True):
+            _wait_http_ready(process, child, options.ready_timeout_seconds)
+        _print_summary(echo, options, urls, stack, http_processes)
+        return _watch(children, stop, echo)
+    finally:
+        for child in reversed(children):
+            child.stop()
+        if stack is not None:
+            stack.stop()
+
+
+def _install_stop_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+    return stop
+
+
+def _external_urls(environ: Mapping[str, str]) -> StackUrls:
+    settings = load_settings(CommonSettings, environ)
+    return StackUrls(settings.database_url, ",".join(settings.nats_urls), settings.redis_url)
+
+
+def _process_environment(environ: Mapping[str, str], urls: StackUrls) -> dict[str, str]:
+    return pass_through_environment(
+        {
+            **environ,
+            "CQRS_PROFILE": environ.get("CQRS_PROFILE", "dev"),
+            "CQRS_DATABASE_URL": urls.database_url,
+            "CQRS_NATS_URLS": urls.nats_url,
+            "CQRS_REDIS_URL": urls.redis_url,
+        }
+    )
+
+
+async def _ensure_stream(settings: CommonSettings) -> None:
+    client = await nats.connect(
+        servers=list(settings.nats_urls),
+        connect_timeout=settings.nats_connect_timeout_seconds,
+        max_reconnect_attempts=3,
+    )
+    try:
+        await ensure_stream(
+            client.jetstream(),
+            stream_config(settings.nats_stream, settings.nats_subject_prefix),
+        )
+    finally:
+        await client.close()
+
+
+def _wait_http_ready(process: HttpProcess, child: ManagedProcess, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.exit_code() is not None:
+            raise DevStackError(f"the {process.name} exited with code {child.exit_code()} while starting")
+        try:
+            with urllib.request.urlopen(f"{process.url}/health/ready", timeout=2) as response:  # noqa: S310 - loopback URL we built
+                if response.status == HTTPStatus.OK:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise DevStackError(f"the {process.name} was not ready within {timeout:g}s")
+
+
+def _print_summary(
+    echo: Echo,
+    options: DevOptions,
+    urls: StackUrls,
+    stack: EmbeddedStack | None,
+    http_processes: list[HttpProcess],
+) -> None:
+    where = "external servers" if stack is None else f"data in {options.data_dir}"
+    echo(f"CQRS dev stack is up ({where}):")
+    for process in http_processes:
+        echo(f"  {process.name:<12} {process.url}  (OpenAPI UI: {process.url}/schema)")
+    echo(f"  {'PostgreSQL':<12} {urls.database_url}")
+    monitor = f"  (monitoring: http://{LOOPBACK}:{stack.nats.monitor_port})" if stack else ""
+    echo(f"  {'NATS':<12} {urls.nats_url}{monitor}")
+    echo(f"  {'Redis':<12} {urls.redis_url}")
+    echo("Ctrl-C stops everything.")
+
+
+def _watch(children: list[ManagedProcess], stop: threading.Event, echo: Echo) -> int:
+    while not stop.wait(0.2):
+        for child in children:
+            code = child.exit_code()
+            if code is not None:
+                echo(f"{child.name} exited unexpectedly with code {code}; stopping the stack")
+                return 1
+    echo("stopping...")
+    return 0

@@ -1,0 +1,3 @@
+from operator_cli.main import cli
+
+cli()

@@ -1,0 +1,23 @@
+"""The `cqrs` operator command line: one entry point for every process and task."""
+
+from __future__ import annotations
+
+import click
+
+from operator_cli.database import migrate
+from operator_cli.dev import dev
+from operator_cli.serve import command_api, query_api
+from operator_cli.stream import stream
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="cqrs-platform")
+def cli() -> None:
+    """Operate the CQRS platform: run its processes, migrate, inspect.
+
+    Settings come from CQRS_* environment variables (see docs/configuration.md).
+    """
+
+
+for command in (dev, migrate, stream, command_api, query_api):
+    cli.add_command(command)

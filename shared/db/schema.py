@@ -1,0 +1,133 @@
+"""SQLAlchemy Core metadata: the single description of every table.
+
+Alembic migrations are checked against it (tests/integration/test_migrations.py
+fails on any drift). The write side lives in the default schema; read models
+live in schema `read`, which only projectors write.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+READ_SCHEMA: Final = "read"
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# The event store: append-only, the source of truth. `global_position` orders
+# all events; `(stream_id, version)` is the optimistic-concurrency guard.
+events = Table(
+    "events",
+    metadata,
+    Column("global_position", BigInteger, Identity(always=True), primary_key=True),
+    Column("event_id", UUID(as_uuid=True), nullable=False, unique=True),
+    Column("stream_id", UUID(as_uuid=True), nullable=False),
+    Column("stream_type", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("schema_version", SmallInteger, nullable=False),
+    Column("data", JSONB, nullable=False),
+    Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column(
+        "recorded_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=func.now(),
+    ),
+    UniqueConstraint("stream_id", "version"),
+    CheckConstraint("version >= 1", name="version_positive"),
+)
+
+# Events waiting for the relay, in commit order of their positions; a row is
+# deleted once JetStream acknowledged the message.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column(
+        "global_position",
+        BigInteger,
+        ForeignKey("events.global_position", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column(
+        "enqueued_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=func.now(),
+    ),
+)
+
+# Idempotency-Key records, scoped per principal; the stored response is
+# replayed to a retry with the same key and body.
+idempotency_records = Table(
+    "idempotency_records",
+    metadata,
+    Column("principal", Text, primary_key=True),
+    Column("idempotency_key", Text, primary_key=True),
+    Column("request_fingerprint", LargeBinary, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("response_status", SmallInteger),
+    Column("response_headers", JSONB),
+    Column("response_body", LargeBinary),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("state IN ('in_flight', 'completed')", name="state_known"),
+    Index(None, "expires_at"),
+)
+
+# How far each projection got, written in the same transaction as its read
+# model changes: a redelivered event at or below the checkpoint is skipped.
+projection_checkpoints = Table(
+    "projection_checkpoints",
+    metadata,
+    Column("projection", Text, primary_key=True),
+    Column("position", BigInteger, nullable=False, server_default=text("0")),
+    Column("state", Text, nullable=False, server_default=text("'running'")),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("state IN ('running', 'halted', 'rebuilding')", name="state_known"),
+)
+
+# Events a projection gave up on after repeated failures, for operators to
+# retry or drop.
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("projection", Text, nullable=False),
+    Column("global_position", BigInteger, nullable=False),
+    Column("event_id", UUID(as_uuid=True), nullable=False),
+    Column("stream_id", UUID(as_uuid=True), nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("first_failed_at", DateTime(timezone=True), nullable=False),
+    Column("parked_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("projection", "event_id"),
+)

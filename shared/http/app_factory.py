@@ -1,0 +1,83 @@
+"""What both HTTP APIs share: health, metrics, problem details, OpenAPI, limits."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.types import ControllerRouterHandler
+
+from shared.http.health import health_router
+from shared.http.problems import problem_details_plugin, unhandled_exception_to_response
+from shared.http.request_context import RequestContextMiddleware
+from shared.infrastructure.resources import Resources, open_resources
+from shared.settings import HttpApiSettings
+
+API_VERSION = "1.0.0"
+
+
+def create_http_app(
+    *,
+    title: str,
+    description: str,
+    process_name: str,
+    settings: HttpApiSettings,
+    route_handlers: Sequence[ControllerRouterHandler],
+    database_url: str | None = None,
+) -> RequestContextMiddleware:
+    """Build a litestar app with the parts every API has, wrapped for request context.
+
+    The wrapping is outside litestar on purpose: litestar runs middleware only
+    for matched routes, and a 404 or 405 must still get a request id and a log line.
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with open_resources(
+            settings, process_name=process_name, database_url=database_url
+        ) as resources:
+            app.state.resources = resources
+            yield
+
+    def dependency_checks(state: State) -> list[Any]:
+        resources: Resources = state.resources
+        return resources.dependency_checks()
+
+    prometheus = PrometheusConfig(
+        app_name=process_name,
+        prefix="cqrs",
+        # Label by route template, not by raw path: ids in paths would explode cardinality.
+        group_path=True,
+        exclude=["/metrics", "/health", "/schema"],
+    )
+    app = Litestar(
+        route_handlers=[
+            health_router(dependency_checks, settings.health_check_timeout_seconds),
+            PrometheusController,
+            *route_handlers,
+        ],
+        lifespan=[lifespan],
+        middleware=[prometheus.middleware],
+        plugins=[problem_details_plugin()],
+        exception_handlers={Exception: unhandled_exception_to_response},
+        openapi_config=OpenAPIConfig(
+            title=title,
+            version=API_VERSION,
+            description=description,
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        ),
+        cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
+        request_max_body_size=settings.max_body_bytes,
+        debug=settings.debug,
+        # Logging is configured once per process by its entry point, not by litestar.
+        logging_config=None,
+    )
+    return RequestContextMiddleware(app)

@@ -1,0 +1,42 @@
+"""The SQLAlchemy async engine over asyncpg, with timeouts on every round trip."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+
+def asyncpg_url(url: str) -> str:
+    """SQLAlchemy needs the driver in the URL; operators write plain `postgresql://`."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError("not a PostgreSQL URL")
+
+
+def create_engine(
+    url: str,
+    *,
+    application_name: str,
+    pool_size: int,
+    connect_timeout_seconds: float,
+    command_timeout_seconds: float,
+) -> AsyncEngine:
+    return create_async_engine(
+        asyncpg_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=connect_timeout_seconds,
+        # A connection dropped by a PostgreSQL restart is replaced, not handed out.
+        pool_pre_ping=True,
+        connect_args={
+            "timeout": connect_timeout_seconds,
+            "command_timeout": command_timeout_seconds,
+            "server_settings": {"application_name": application_name},
+        },
+    )
+
+
+async def ping(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))

@@ -1,0 +1,112 @@
+"""Setting groups shared by the processes; each process composes its own class.
+
+Field names are global (`command_api_port`, not `port`) because one
+environment often feeds every process, as `cqrs dev` and compose.yaml do.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from shared.settings.dev_keys import DEV_JWT_PRIVATE_KEY
+from shared.settings.loader import env_var_name
+from shared.settings.secret import Secret
+
+Profile = Literal["dev", "test", "prod"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+LogFormat = Literal["auto", "json", "console"]
+JwtAlgorithm = Literal["EdDSA", "ES256", "HS256"]
+
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+Seconds = Annotated[float, msgspec.Meta(gt=0, le=300)]
+Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+_DATABASE_SCHEMES = ("postgresql://", "postgres://", "postgresql+asyncpg://")
+_NATS_SCHEMES = ("nats://", "tls://", "ws://", "wss://")
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+class ProcessSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """What every process has: its profile and how it logs."""
+
+    profile: Profile = "dev"
+    log_level: LogLevel = "info"
+    log_format: LogFormat = "auto"
+    debug: bool = False
+
+    def __post_init__(self) -> None:
+        if self.profile == "prod" and self.debug:
+            raise ValueError(f"{env_var_name('debug')} must be off in the prod profile")
+
+
+class DatabaseSettings(ProcessSettings, frozen=True, kw_only=True):
+    """Enough for database work alone, such as `cqrs migrate`."""
+
+    database_url: str
+    database_pool_size: PositiveInt = 10
+    database_connect_timeout_seconds: Seconds = 5.0
+    database_command_timeout_seconds: Seconds = 10.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require_scheme("database_url", self.database_url, _DATABASE_SCHEMES)
+
+
+class CommonSettings(DatabaseSettings, frozen=True, kw_only=True):
+    """What the long-running processes need: the three servers."""
+
+    nats_urls: tuple[str, ...]
+    nats_stream: Name = "EVENTS"
+    nats_subject_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")] = (
+        "events"
+    )
+    nats_connect_timeout_seconds: Seconds = 2.0
+
+    redis_url: str
+    redis_key_prefix: str = "cqrs:"
+    redis_timeout_seconds: Seconds = 0.5
+
+    health_check_timeout_seconds: Seconds = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.nats_urls:
+            raise ValueError(f"{env_var_name('nats_urls')} needs at least one URL")
+        for url in self.nats_urls:
+            _require_scheme("nats_urls", url, _NATS_SCHEMES)
+        _require_scheme("redis_url", self.redis_url, _REDIS_SCHEMES)
+
+
+class HttpApiSettings(CommonSettings, frozen=True, kw_only=True):
+    """What both HTTP APIs add: binding, limits, CORS and token verification."""
+
+    host: str = "127.0.0.1"
+    workers: PositiveInt = 1
+    max_body_bytes: PositiveInt = 64 * 1024
+    cors_origins: tuple[str, ...] = ()
+
+    jwt_algorithm: JwtAlgorithm = "EdDSA"
+    jwt_private_key: Secret = msgspec.field(default_factory=lambda: Secret(DEV_JWT_PRIVATE_KEY))
+    jwt_issuer: str = "cqrs-platform"
+    jwt_audience: str = "cqrs-api"
+    jwt_leeway_seconds: Annotated[int, msgspec.Meta(ge=0, le=30)] = 10
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.profile != "prod":
+            return
+        if "*" in self.cors_origins:
+            raise ValueError(f"{env_var_name('cors_origins')} may not be '*' in the prod profile")
+        if self.jwt_private_key.reveal().strip() == DEV_JWT_PRIVATE_KEY.strip():
+            raise ValueError(
+                f"{env_var_name('jwt_private_key')} is the development key; "
+                "the prod profile needs a key of its own"
+            )
+
+
+def _require_scheme(field_name: str, url: str, schemes: tuple[str, ...]) -> None:
+    if not url.startswith(schemes):
+        raise ValueError(f"{env_var_name(field_name)} must start with one of {', '.join(schemes)}")
