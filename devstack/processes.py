@@ -16,6 +16,16 @@ from typing import IO
 import psutil
 
 _PR_SET_PDEATHSIG = 1
+# Our own suffix: PostgreSQL keeps a `postmaster.pid` of another format in its data.
+PIDFILE_SUFFIX = ".pid.json"
+
+
+def pidfile_path(folder: Path, name: str) -> Path:
+    return folder / f"{name}{PIDFILE_SUFFIX}"
+
+
+def find_pidfiles(folder: Path) -> list[Path]:
+    return sorted(folder.glob(f"**/*{PIDFILE_SUFFIX}"))
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec

@@ -20,7 +20,7 @@ from http import HTTPStatus
 from pathlib import Path
 
 from devstack.ports import LOOPBACK, wait_for_port
-from devstack.processes import ManagedProcess
+from devstack.processes import ManagedProcess, pidfile_path
 
 
 class ServerStartError(RuntimeError):
@@ -41,7 +41,7 @@ class EmbeddedServer(ABC):
 
     @property
     def pid_path(self) -> Path:
-        return self.root / f"{self.name}.pid"
+        return pidfile_path(self.root, self.name)
 
     @property
     @abstractmethod

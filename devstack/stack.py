@@ -11,7 +11,7 @@ from types import TracebackType
 import asyncpg
 
 from devstack.ports import PortBook
-from devstack.processes import reap_stale
+from devstack.processes import find_pidfiles, reap_stale
 from devstack.servers import (
     EmbeddedNats,
     EmbeddedPostgres,
@@ -97,7 +97,7 @@ class EmbeddedStack:
 
 def wipe(data_dir: Path) -> None:
     """Stop whatever a previous run left in `data_dir`, then delete it."""
-    for pid_file in sorted(data_dir.glob("**/*.pid")):
+    for pid_file in find_pidfiles(data_dir):
         reap_stale(pid_file)
     shutil.rmtree(data_dir, ignore_errors=True)
 

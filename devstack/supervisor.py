@@ -22,7 +22,7 @@ from types import FrameType
 import nats
 
 from devstack.ports import LOOPBACK, is_free
-from devstack.processes import ManagedProcess, pass_through_environment
+from devstack.processes import ManagedProcess, pass_through_environment, pidfile_path
 from devstack.stack import EmbeddedStack, RequestedPorts, StackUrls, wipe
 from shared.db import migrate
 from shared.messaging.jetstream import ensure_stream, stream_config
@@ -90,7 +90,7 @@ def run_dev(options: DevOptions, environ: Mapping[str, str], echo: Echo) -> int:
                     "--port",
                     str(process.port),
                 ],
-                pid_path=options.data_dir / "run" / f"{process.cli_command}.pid",
+                pid_path=pidfile_path(options.data_dir / "run", process.cli_command),
                 env=env,
             )
             child.start()

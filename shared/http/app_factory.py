@@ -55,7 +55,7 @@ def create_http_app(
         prefix="cqrs",
         # Label by route template, not by raw path: ids in paths would explode cardinality.
         group_path=True,
-        exclude=["/metrics", "/health", "/schema"],
+        exclude=["/metrics", "/schema"],
     )
     app = Litestar(
         route_handlers=[

@@ -1,8 +1,8 @@
-"""A NATS connection that keeps trying in the background when the server is away.
+"""A NATS connection that a process can start without NATS being up.
 
-nats-py reconnects an established connection by itself, but a first connect
-that fails raises. A process must still start (and say it is not ready) when
-NATS is down, so the first connect is retried here with a capped backoff.
+With unlimited reconnects nats-py keeps retrying even the first connect, so
+the connect runs as a background task: `start()` waits for it a bounded time,
+then lets the process go on (its readiness says "nats failed" until it lands).
 """
 
 from __future__ import annotations
@@ -25,41 +25,54 @@ class NatsConnection:
         self._urls = list(urls)
         self._name = name
         self._timeout = connect_timeout_seconds
+        self._connect_task: asyncio.Task[None] | None = None
+        self._failing = False
+        self._closing = False
         self.client: NatsClient | None = None
-        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Try once now; if that fails, keep trying in the background."""
-        if not await self._try_connect():
-            self._task = asyncio.create_task(self._keep_trying(), name=f"nats-connect-{self._name}")
+        """Begin connecting; return once connected or after the connect timeout."""
+        self._connect_task = asyncio.create_task(self._connect(), name=f"nats-connect-{self._name}")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._connect_task), self._timeout)
 
-    async def _try_connect(self) -> bool:
-        try:
-            self.client = await nats.connect(
-                servers=self._urls,
-                name=self._name,
-                connect_timeout=self._timeout,
-                allow_reconnect=True,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=1,
-            )
-        except (OSError, TimeoutError, nats.errors.Error) as exc:
-            _log.warning("nats connect failed", error=type(exc).__name__)
-            return False
-        return True
+    async def _connect(self) -> None:
+        self.client = await nats.connect(
+            servers=self._urls,
+            name=self._name,
+            connect_timeout=self._timeout,
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=1,
+            error_cb=self._on_error,
+            disconnected_cb=self._on_disconnected,
+            reconnected_cb=self._on_reconnected,
+        )
+        self._failing = False
+        _log.info("nats connected")
 
-    async def _keep_trying(self) -> None:
-        delay = 0.5
-        while not await self._try_connect():
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+    async def _on_error(self, exc: Exception) -> None:
+        # One warning per outage, not one traceback per retry.
+        if not self._failing:
+            _log.warning("nats unreachable, retrying", error=type(exc).__name__)
+        self._failing = True
+
+    async def _on_disconnected(self) -> None:
+        if not self._closing:
+            _log.warning("nats disconnected")
+
+    async def _on_reconnected(self) -> None:
+        self._failing = False
+        _log.info("nats reconnected")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        self._closing = True
+        if self._connect_task is not None and not self._connect_task.done():
+            self._connect_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await self._connect_task
         if self.client is not None and not self.client.is_closed:
+            # Drain delivers what is in flight; the timeout bounds a shutdown on a dead link.
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.client.drain(), timeout=self._timeout)
 

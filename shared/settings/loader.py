@@ -56,7 +56,7 @@ def _read_raw(var: str, environ: Mapping[str, str]) -> str | None:
         raise SettingsError(f"set either {var} or {file_var}, not both")
     path = Path(environ[file_var])
     try:
-        # Secret files usually end with a newline that is not part of the value.
+        # Secret files usually end with line breaks that are not part of the value.
         return path.read_text(encoding="utf-8").rstrip("\r\n")
     except OSError as exc:
         raise SettingsError(f"{file_var}: cannot read {path}: {exc.strerror}") from exc

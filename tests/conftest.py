@@ -1,0 +1,35 @@
+"""Fixtures for every suite: servers (real, never mocked) and per-test isolation."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.register_assert_rewrite("tests.support")
+
+from tests.support.isolation import StreamNames  # noqa: E402 - after the rewrite registration
+
+pytest_plugins = ["tests.support.servers", "tests.support.isolation"]
+
+
+@pytest.fixture
+def service_environment(
+    database_url: str, nats_url: str, redis_url: str, stream_names: StreamNames, redis_key_prefix: str
+) -> dict[str, str]:
+    """CQRS_* variables that point a process at this test's own resources."""
+    return {
+        "CQRS_PROFILE": "test",
+        "CQRS_DATABASE_URL": database_url,
+        "CQRS_NATS_URLS": nats_url,
+        "CQRS_NATS_STREAM": stream_names.stream,
+        "CQRS_NATS_SUBJECT_PREFIX": stream_names.subject_prefix,
+        "CQRS_REDIS_URL": redis_url,
+        "CQRS_REDIS_KEY_PREFIX": redis_key_prefix,
+    }
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by its folder, so `-m unit` or `-m integration` selects a whole suite."""
+    for item in items:
+        for suite in ("unit", "integration", "e2e", "fault"):
+            if f"/tests/{suite}/" in str(item.path):
+                item.add_marker(suite)

@@ -1,0 +1,61 @@
+"""Logging: JSON for machines, readable text for people, context on every line."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import structlog
+
+from shared.observability.logging import configure_logging
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_json_lines_when_not_on_a_terminal() -> None:
+    """Off a terminal each line is one JSON object with level, time and context."""
+    out = io.StringIO()
+    configure_logging("info", "auto", stream=out)
+    structlog.contextvars.bind_contextvars(request_id="r-1")
+    try:
+        structlog.get_logger("test").info("hello", answer=42)
+    finally:
+        structlog.contextvars.clear_contextvars()
+    line = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert line["event"] == "hello"
+    assert line["answer"] == 42
+    assert line["request_id"] == "r-1"
+    assert line["level"] == "info"
+    assert "timestamp" in line
+
+
+def test_console_rendering_on_a_terminal() -> None:
+    """On a terminal lines are rendered for reading, not as JSON."""
+    out = _Terminal()
+    configure_logging("info", "auto", stream=out)
+    structlog.get_logger("test").info("hello")
+    text = out.getvalue()
+    assert "hello" in text
+    assert not text.lstrip().startswith("{")
+
+
+def test_stdlib_loggers_come_out_in_the_same_format() -> None:
+    """A library logging through the stdlib produces the same JSON lines as our code."""
+    out = io.StringIO()
+    configure_logging("info", "json", stream=out)
+    logging.getLogger("some.library").warning("library says %s", "hi")
+    line = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert line["event"] == "library says hi"
+    assert line["logger"] == "some.library"
+
+
+def test_the_level_filters_lower_lines() -> None:
+    """Lines below the configured level are dropped."""
+    out = io.StringIO()
+    configure_logging("warning", "json", stream=out)
+    structlog.get_logger("test").info("quiet")
+    assert out.getvalue() == ""
