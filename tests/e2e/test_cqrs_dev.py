@@ -120,3 +120,41 @@ def test_dev_recovers_after_a_killed_run(data_dir: Path, ports: tuple[int, int])
         if second.poll() is None:
             second.kill()
     assert second.returncode == 0
+
+
+def test_dev_external_uses_the_configured_servers(
+    tmp_path: Path, ports: tuple[int, int], service_environment: dict[str, str]
+) -> None:
+    """`cqrs dev --external` starts no server of its own and runs the APIs on the named ones."""
+    data_dir = tmp_path / "external-data"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CQRS_")}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "operator_cli",
+            "dev",
+            "--external",
+            "--data-dir",
+            str(data_dir),
+            "--command-api-port",
+            str(ports[0]),
+            "--query-api-port",
+            str(ports[1]),
+        ],
+        env={**env, **service_environment, "CQRS_LOG_FORMAT": "json"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_until_ready(process, ports)
+        names = {path.name for path in find_pidfiles(data_dir)}
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output
+    assert names == {"command-api.pid.json", "query-api.pid.json"}
+    assert service_environment["CQRS_DATABASE_URL"] in output
