@@ -45,7 +45,10 @@ def _recorded_pids(data_dir: Path) -> list[int]:
     return [json.loads(path.read_text())["pid"] for path in find_pidfiles(data_dir)]
 
 
-def _start(data_dir: Path, ports: tuple[int, int]) -> subprocess.Popen[str]:
+def _start(
+    data_dir: Path, ports: tuple[int, int], *flags: str, environment: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    # Only the variables a test gives: the developer's own CQRS_* must not leak in.
     env = {key: value for key, value in os.environ.items() if not key.startswith("CQRS_")}
     return subprocess.Popen(
         [
@@ -53,6 +56,7 @@ def _start(data_dir: Path, ports: tuple[int, int]) -> subprocess.Popen[str]:
             "-m",
             "operator_cli",
             "dev",
+            *flags,
             "--data-dir",
             str(data_dir),
             "--command-api-port",
@@ -60,7 +64,7 @@ def _start(data_dir: Path, ports: tuple[int, int]) -> subprocess.Popen[str]:
             "--query-api-port",
             str(ports[1]),
         ],
-        env={**env, "CQRS_LOG_FORMAT": "json"},
+        env={**env, **(environment or {}), "CQRS_LOG_FORMAT": "json"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -127,26 +131,7 @@ def test_dev_external_uses_the_configured_servers(
 ) -> None:
     """`cqrs dev --external` starts no server of its own and runs the APIs on the named ones."""
     data_dir = tmp_path / "external-data"
-    env = {key: value for key, value in os.environ.items() if not key.startswith("CQRS_")}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "operator_cli",
-            "dev",
-            "--external",
-            "--data-dir",
-            str(data_dir),
-            "--command-api-port",
-            str(ports[0]),
-            "--query-api-port",
-            str(ports[1]),
-        ],
-        env={**env, **service_environment, "CQRS_LOG_FORMAT": "json"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = _start(data_dir, ports, "--external", environment=service_environment)
     try:
         _wait_until_ready(process, ports)
         names = {path.name for path in find_pidfiles(data_dir)}
