@@ -65,6 +65,20 @@ events = Table(
     CheckConstraint("version >= 1", name="version_positive"),
 )
 
+# The current state of each aggregate, written in the same transaction as its
+# events, so a command reads one row instead of folding its whole stream.
+# `version` is the optimistic-concurrency guard: writers update it from the
+# version they read, and the loser of a race changes nothing.
+aggregate_states = Table(
+    "aggregate_states",
+    metadata,
+    Column("stream_id", UUID(as_uuid=True), primary_key=True),
+    Column("stream_type", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("state", JSONB, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
 # Events waiting for the relay, in commit order of their positions; a row is
 # deleted once JetStream acknowledged the message.
 outbox = Table(

@@ -7,10 +7,12 @@ parallel (pytest-xdist) and a test never sees another's leftovers.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import asyncpg
 import nats
@@ -19,6 +21,22 @@ import redis.asyncio as redis_asyncio
 from nats.js.errors import NotFoundError
 
 from shared.db import migrate
+
+T = TypeVar("T")
+
+
+def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, even when a loop already runs here.
+
+    Sync fixtures are sometimes requested from async ones (getfixturevalue), where
+    asyncio.run() is not allowed; a short-lived thread with its own loop is.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def database_url_for(admin_url: str, database: str) -> str:
@@ -43,20 +61,22 @@ def create_database(admin_url: str, *, template: str | None = None) -> str:
     """Create a fresh database (optionally copied from a template); return its URL."""
     name = _unique("test")
     clause = f' TEMPLATE "{template}"' if template else ""
-    asyncio.run(_execute(admin_url, f'CREATE DATABASE "{name}"{clause}'))
+    run_blocking(_execute(admin_url, f'CREATE DATABASE "{name}"{clause}'))
     return database_url_for(admin_url, name)
 
 
 def drop_database(admin_url: str, url: str) -> None:
     name = url.rpartition("/")[2]
-    asyncio.run(_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    run_blocking(_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")
 def migrated_template(postgres_admin_url: str) -> Iterator[str]:
     """A database migrated to head once per session; each test copies it (fast)."""
     url = create_database(postgres_admin_url)
-    migrate.upgrade(url)
+    # Alembic's env runs its own event loop, so it gets a thread of its own.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(migrate.upgrade, url).result()
     yield url.rpartition("/")[2]
     drop_database(postgres_admin_url, url)
 
@@ -98,7 +118,7 @@ def stream_names(nats_url: str) -> Iterator[StreamNames]:
     token = uuid.uuid4().hex[:12]
     names = StreamNames(stream=f"TEST_{token}", subject_prefix=f"test_{token}.events")
     yield names
-    asyncio.run(_delete_stream(nats_url, names.stream))
+    run_blocking(_delete_stream(nats_url, names.stream))
 
 
 async def _delete_keys(url: str, prefix: str) -> None:
@@ -114,4 +134,4 @@ async def _delete_keys(url: str, prefix: str) -> None:
 def redis_key_prefix(redis_url: str) -> Iterator[str]:
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
     yield prefix
-    asyncio.run(_delete_keys(redis_url, prefix))
+    run_blocking(_delete_keys(redis_url, prefix))
