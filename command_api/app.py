@@ -3,23 +3,62 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
 
+from litestar import Router
+from litestar.datastructures import State
+from litestar.di import Provide
+
+from command_api.execution.executor import CommandExecutor
+from command_api.ledger.commands import ROUTES as LEDGER_ROUTES
+from command_api.runtime import CommandRuntime
 from command_api.settings import CommandApiSettings
+from contexts.catalogue import REGISTRY
 from shared.http.app_factory import create_http_app
+from shared.http.auth import provide_principal
 from shared.http.request_context import RequestContextMiddleware
+from shared.infrastructure.event_store import PostgresEventStore
+from shared.infrastructure.resources import Resources
 from shared.observability.logging import configure_logging
 from shared.settings import load_settings
 
 PROCESS_NAME = "command-api"
 
 
+def _provide_runtime(state: State) -> CommandRuntime:
+    runtime: CommandRuntime = state.command_runtime
+    return runtime
+
+
 def create_app(settings: CommandApiSettings) -> RequestContextMiddleware:
+    def runtime_of(resources: Resources) -> Mapping[str, Any]:
+        executor = CommandExecutor(
+            store=PostgresEventStore(resources.engine),
+            registry=REGISTRY,
+            max_attempts=settings.command_max_attempts,
+            idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_seconds),
+        )
+        return {"command_runtime": CommandRuntime(executor, settings.require_idempotency_key)}
+
+    v1 = Router(
+        path="/v1",
+        route_handlers=LEDGER_ROUTES,
+        dependencies={
+            "principal": Provide(provide_principal),
+            "runtime": Provide(_provide_runtime, sync_to_thread=False),
+        },
+        security=[{"BearerToken": []}],
+        tags=["ledger"],
+    )
     return create_http_app(
         title="CQRS platform: command API",
         description="Writes: commands validated, decided and stored as events with idempotency keys.",
         process_name=PROCESS_NAME,
         settings=settings,
-        route_handlers=[],
+        route_handlers=[v1],
+        state_from_resources=runtime_of,
     )
 
 

@@ -74,6 +74,9 @@ def fold(events: Iterable[AccountEvent], state: Account | None = None) -> Accoun
 
 
 def decide(state: Account | None, command: AccountCommand) -> list[AccountEvent]:
+    if state is not None and state.account_id != command.account_id:
+        # A caller bug, not a refusal: the state loaded is another account's.
+        raise ValueError("the state given is not the command's account")
     match command:
         case OpenAccount():
             return _open(state, command)

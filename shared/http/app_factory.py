@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from litestar import Litestar
@@ -14,6 +14,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.types import ControllerRouterHandler
 
+from shared.auth.tokens import AccessTokenVerifier
 from shared.http.health import health_router
 from shared.http.problems import problem_details_plugin, unhandled_exception_to_response
 from shared.http.request_context import RequestContextMiddleware
@@ -31,6 +32,7 @@ def create_http_app(
     settings: HttpApiSettings,
     route_handlers: Sequence[ControllerRouterHandler],
     database_url: str | None = None,
+    state_from_resources: Callable[[Resources], Mapping[str, Any]] | None = None,
 ) -> RequestContextMiddleware:
     """Build a litestar app with the parts every API has, wrapped for request context.
 
@@ -44,6 +46,9 @@ def create_http_app(
             settings, process_name=process_name, database_url=database_url
         ) as resources:
             app.state.resources = resources
+            extra = state_from_resources(resources) if state_from_resources else {}
+            for name, value in extra.items():
+                app.state[name] = value
             yield
 
     def dependency_checks(state: State) -> list[Any]:
@@ -64,6 +69,18 @@ def create_http_app(
             *route_handlers,
         ],
         lifespan=[lifespan],
+        # Parsed once here, not per request: the key a token is verified with.
+        state=State(
+            {
+                "token_verifier": AccessTokenVerifier(
+                    algorithm=settings.jwt_algorithm,
+                    signing_key=settings.jwt_private_key.reveal(),
+                    issuer=settings.jwt_issuer,
+                    audience=settings.jwt_audience,
+                    leeway_seconds=settings.jwt_leeway_seconds,
+                )
+            }
+        ),
         middleware=[prometheus.middleware],
         plugins=[problem_details_plugin()],
         exception_handlers={Exception: unhandled_exception_to_response},

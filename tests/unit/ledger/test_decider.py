@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Callable
 from uuid import UUID
 
@@ -441,3 +442,17 @@ def test_random_histories_keep_balances_non_negative_conserve_money_and_fold_con
     # The run exercised both paths, so the invariants were not checked vacuously.
     assert accepted > STEPS // 4
     assert refused > 0
+
+
+def test_non_money_iso_codes_are_refused() -> None:
+    """ISO 4217's "no currency", testing and precious-metal codes cannot be an account's currency."""
+    for code in ("XXX", "XTS", "XAU"):
+        with pytest.raises(UnknownCurrency):
+            decide(None, OpenAccount(account_id=uuid.uuid4(), owner_id=uuid.uuid4(), currency=code, name="x"))
+
+
+def test_a_state_of_another_account_is_a_caller_error() -> None:
+    """Deciding with the state of another account is a programming error, not a refusal."""
+    state = given(AccountOpened(account_id=uuid.uuid4(), owner_id=uuid.uuid4(), currency="EUR", name="x"))
+    with pytest.raises(ValueError, match="not the command's account"):
+        decide(state, CloseAccount(account_id=uuid.uuid4()))

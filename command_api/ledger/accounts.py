@@ -1,0 +1,82 @@
+"""What the ledger's command handlers share: reading account state, refusing, answering."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Final
+from uuid import UUID
+
+import msgspec
+
+from command_api.execution.executor import Answer, Outcome, StreamChange
+from contexts.ledger import errors
+from contexts.ledger.decider import Account, fold
+from contexts.ledger.events import AGGREGATE, AccountEvent
+from shared.auth.principal import Principal
+from shared.eventsourcing.store import StreamState
+from shared.http.problems import PROBLEM_MEDIA_TYPE
+
+_account_decoder = msgspec.json.Decoder(Account)
+_json = msgspec.json.Encoder()
+
+# How each refusal reaches the client (contract.md).
+REFUSAL_STATUS: Final[Mapping[type[errors.LedgerError], int]] = {
+    errors.AccountNotFound: 404,
+    errors.AccountAlreadyExists: 409,
+    errors.AccountClosedError: 409,
+    errors.InsufficientFunds: 409,
+    errors.BalanceNotZero: 409,
+    errors.UnknownCurrency: 422,
+    errors.CurrencyMismatch: 422,
+    errors.SameAccountTransfer: 422,
+    errors.AmountOutOfRange: 422,
+}
+
+
+def account_of(states: Mapping[UUID, StreamState], account_id: UUID, principal: Principal) -> Account | None:
+    """The account's state; None when it does not exist or belongs to someone else.
+
+    Another user's account is reported exactly like a missing one, so its
+    existence is never revealed (contract.md: 404).
+    """
+    row = states.get(account_id)
+    if row is None:
+        return None
+    account = _account_decoder.decode(row.state)
+    return account if principal.may_act_for(account.owner_id) else None
+
+
+def any_account(states: Mapping[UUID, StreamState], account_id: UUID) -> Account | None:
+    row = states.get(account_id)
+    return _account_decoder.decode(row.state) if row is not None else None
+
+
+def change(account_id: UUID, state: Account | None, events: list[AccountEvent]) -> StreamChange:
+    new_state = fold(events, state)
+    if new_state is None:  # pragma: no cover - a decider never returns no event with no state
+        raise ValueError("no state after the events")
+    return StreamChange(stream_id=account_id, stream_type=AGGREGATE, events=events, state=new_state)
+
+
+def success(status: int, body: msgspec.Struct, headers: Mapping[str, str] | None = None) -> Answer:
+    return Answer(status=status, body=_json.encode(body), headers=dict(headers or {}))
+
+
+def refusal(error: errors.LedgerError) -> Outcome:
+    """A refused command changes nothing; its problem answer is kept for replay like any other."""
+    status = REFUSAL_STATUS.get(type(error), 409)
+    body = {
+        "type": f"/problems/{error.code}",
+        "title": error.code.replace("-", " ").capitalize(),
+        "status": status,
+        "detail": str(error),
+    }
+    answer = Answer(status=status, body=_json.encode(body), headers={"Content-Type": PROBLEM_MEDIA_TYPE})
+    return Outcome(changes=[], respond=lambda versions, token: answer)
+
+
+def deciding(decide: Callable[[], Outcome]) -> Outcome:
+    try:
+        return decide()
+    except errors.LedgerError as error:
+        return refusal(error)

@@ -1,0 +1,28 @@
+"""POST /v1/accounts/{account_id}/deposits: money in."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from litestar import Request, Response, post
+
+from command_api.ledger.bodies import EntryBody
+from command_api.ledger.commands.entries import plan_entry
+from command_api.runtime import CommandRuntime
+from contexts.ledger.commands import Deposit
+from shared.auth.principal import Principal
+
+_decoder = msgspec.json.Decoder(EntryBody)
+
+
+@post(
+    "/accounts/{account_id:uuid}/deposits", status_code=201, summary="Deposit money", operation_id="deposit"
+)
+async def deposit(
+    request: Request[Any, Any, Any], account_id: UUID, principal: Principal, runtime: CommandRuntime
+) -> Response[bytes]:
+    return await runtime.handle(
+        request, principal, _decoder, lambda body: plan_entry(account_id, body, principal, Deposit)
+    )
