@@ -8,6 +8,8 @@ from uuid import UUID
 
 import msgspec
 from litestar import Request, Response, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 
 from command_api.execution.executor import Outcome
 from command_api.ledger.accounts import account_of, change, deciding, success
@@ -51,6 +53,9 @@ def plan(account_id: UUID, principal: Principal) -> Plan:
     operation_id="closeAccount",
 )
 async def close_account(
-    request: Request[Any, Any, Any], account_id: UUID, principal: Principal, runtime: CommandRuntime
+    request: Request[Any, Any, Any],
+    account_id: FromPath[UUID],
+    principal: NamedDependency[Principal],
+    runtime: NamedDependency[CommandRuntime],
 ) -> Response[bytes]:
     return await runtime.handle(request, principal, _decoder, lambda body: plan(account_id, principal))

@@ -8,6 +8,7 @@ from uuid import UUID
 
 import msgspec
 from litestar import Request, Response, post
+from litestar.di import NamedDependency
 from uuid_utils.compat import uuid7
 
 from command_api.execution.executor import Outcome
@@ -50,6 +51,8 @@ def plan(body: OpenAccountBody, principal: Principal) -> Plan:
 
 @post("/accounts", status_code=201, summary="Open an account", operation_id="openAccount")
 async def open_account(
-    request: Request[Any, Any, Any], principal: Principal, runtime: CommandRuntime
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    runtime: NamedDependency[CommandRuntime],
 ) -> Response[bytes]:
     return await runtime.handle(request, principal, _decoder, lambda body: plan(body, principal))

@@ -8,6 +8,7 @@ from uuid import UUID
 
 import msgspec
 from litestar import Request, Response, post
+from litestar.di import NamedDependency
 from uuid_utils.compat import uuid7
 
 from command_api.execution.executor import Outcome
@@ -62,6 +63,8 @@ def plan(body: TransferBody, principal: Principal) -> Plan:
 
 @post("/transfers", status_code=201, summary="Transfer money between accounts", operation_id="transfer")
 async def transfer(
-    request: Request[Any, Any, Any], principal: Principal, runtime: CommandRuntime
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    runtime: NamedDependency[CommandRuntime],
 ) -> Response[bytes]:
     return await runtime.handle(request, principal, _decoder, lambda body: plan(body, principal))

@@ -7,6 +7,8 @@ from uuid import UUID
 
 import msgspec
 from litestar import Request, Response, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 
 from command_api.ledger.bodies import EntryBody
 from command_api.ledger.commands.entries import plan_entry
@@ -24,7 +26,10 @@ _decoder = msgspec.json.Decoder(EntryBody)
     operation_id="withdraw",
 )
 async def withdraw(
-    request: Request[Any, Any, Any], account_id: UUID, principal: Principal, runtime: CommandRuntime
+    request: Request[Any, Any, Any],
+    account_id: FromPath[UUID],
+    principal: NamedDependency[Principal],
+    runtime: NamedDependency[CommandRuntime],
 ) -> Response[bytes]:
     return await runtime.handle(
         request, principal, _decoder, lambda body: plan_entry(account_id, body, principal, Withdraw)
