@@ -29,6 +29,8 @@ from shared.messaging.jetstream import ensure_stream, stream_config
 from shared.settings import CommonSettings, load_settings
 
 Echo = Callable[[str], None]
+# Processes without an HTTP port of their own yet: started after the APIs.
+WORKER_COMMANDS = ("relay",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,15 @@ def run_dev(options: DevOptions, environ: Mapping[str, str], echo: Echo) -> int:
             children.append(child)
         for process, child in zip(http_processes, children, strict=True):
             _wait_http_ready(process, child, options.ready_timeout_seconds)
+        for name in WORKER_COMMANDS:
+            worker = ManagedProcess(
+                name=name,
+                argv=[sys.executable, "-m", "operator_cli", name],
+                pid_path=pidfile_path(options.data_dir / "run", name),
+                env=env,
+            )
+            worker.start()
+            children.append(worker)
         _print_summary(echo, options, urls, stack, http_processes)
         return _watch(children, stop, echo)
     finally:

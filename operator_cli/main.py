@@ -6,6 +6,7 @@ import click
 
 from operator_cli.database import migrate
 from operator_cli.dev import dev
+from operator_cli.relay import events, relay
 from operator_cli.serve import command_api, query_api
 from operator_cli.stream import stream
 
@@ -19,5 +20,5 @@ def cli() -> None:
     """
 
 
-for command in (dev, migrate, stream, command_api, query_api):
+for command in (dev, migrate, stream, command_api, query_api, relay, events):
     cli.add_command(command)

@@ -14,6 +14,11 @@ def asyncpg_url(url: str) -> str:
     raise ValueError("not a PostgreSQL URL")
 
 
+def plain_dsn(url: str) -> str:
+    """asyncpg used directly wants `postgresql://`, without a driver name."""
+    return "postgresql://" + asyncpg_url(url).removeprefix("postgresql+asyncpg://")
+
+
 def create_engine(
     url: str,
     *,

@@ -91,7 +91,7 @@ def test_dev_starts_everything_and_stops_cleanly(data_dir: Path, ports: tuple[in
     try:
         _wait_until_ready(process, ports)
         children = _recorded_pids(data_dir)
-        assert len(children) == 5  # postgres, nats, redis, command API, query API
+        assert len(children) >= 5  # postgres, nats, redis, command API, query API, and the workers
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)
     finally:
@@ -141,5 +141,5 @@ def test_dev_external_uses_the_configured_servers(
         if process.poll() is None:
             process.kill()
     assert process.returncode == 0, output
-    assert names == {"command-api.pid.json", "query-api.pid.json"}
+    assert names == {"command-api.pid.json", "query-api.pid.json", "relay.pid.json"}
     assert service_environment["CQRS_DATABASE_URL"] in output

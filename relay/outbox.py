@@ -1,0 +1,62 @@
+"""The outbox as the relay sees it, on the connection that holds the relay's lock.
+
+Reading and deleting on that same connection means a relay that lost its
+lock (its session died) cannot touch the outbox any more.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import asyncpg
+
+from shared.eventsourcing.store import RecordedEvent
+
+_FETCH: Final = """
+SELECT e.global_position, e.event_id, e.stream_id, e.stream_type, e.version, e.event_type,
+       e.schema_version, e.data::text AS data, e.metadata::text AS metadata, e.recorded_at
+  FROM outbox o JOIN events e ON e.global_position = o.global_position
+ ORDER BY o.global_position
+ LIMIT $1
+"""
+_DELETE: Final = "DELETE FROM outbox WHERE global_position = ANY($1::bigint[])"
+_SWEEP: Final = """
+DELETE FROM idempotency_records
+ WHERE ctid = ANY(ARRAY(SELECT ctid FROM idempotency_records WHERE expires_at <= now() LIMIT $1))
+"""
+SWEEP_BATCH: Final = 5000
+
+
+def recorded_event(row: asyncpg.Record) -> RecordedEvent:
+    return RecordedEvent(
+        global_position=row["global_position"],
+        event_id=row["event_id"],
+        stream_id=row["stream_id"],
+        stream_type=row["stream_type"],
+        version=row["version"],
+        event_type=row["event_type"],
+        schema_version=row["schema_version"],
+        data=row["data"].encode(),
+        metadata=row["metadata"].encode(),
+        recorded_at=row["recorded_at"],
+    )
+
+
+async def fetch_batch(connection: asyncpg.Connection, limit: int) -> list[RecordedEvent]:
+    return [recorded_event(row) for row in await connection.fetch(_FETCH, limit)]
+
+
+async def delete_published(connection: asyncpg.Connection, positions: list[int]) -> None:
+    if positions:
+        await connection.execute(_DELETE, positions)
+
+
+async def sweep_idempotency_records(connection: asyncpg.Connection) -> int:
+    """Delete expired idempotency records in bounded batches; return how many went."""
+    total = 0
+    while True:
+        status = await connection.execute(_SWEEP, SWEEP_BATCH)
+        deleted = int(status.split()[-1])
+        total += deleted
+        if deleted < SWEEP_BATCH:
+            return total

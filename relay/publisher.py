@@ -1,0 +1,104 @@
+"""Publishes stored events to JetStream: in version order per aggregate, deduplicated by event id.
+
+Events of one stream go one after another, each waiting for its ack, so a
+failed publish can never let a later version overtake an earlier one; many
+streams go at once. A publish that times out is retried with the same
+Nats-Msg-Id, which JetStream deduplicates within the stream's window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import msgspec
+import structlog
+from nats.errors import ConnectionClosedError, NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.errors import APIError, NoStreamResponseError
+
+from shared.eventsourcing.registry import EventRegistry
+from shared.eventsourcing.store import RecordedEvent
+
+PUBLISH_ATTEMPTS: Final = 3
+_log = structlog.get_logger("relay.publisher")
+_metadata_decoder = msgspec.json.Decoder(dict[str, str])
+
+RETRYABLE = (
+    NatsTimeoutError,
+    NoRespondersError,
+    NoStreamResponseError,
+    ConnectionClosedError,
+    APIError,
+    OSError,
+)
+
+
+def event_headers(event: RecordedEvent) -> dict[str, str]:
+    """The message headers of design.md §4; the metadata never holds a secret."""
+    metadata = _metadata_decoder.decode(event.metadata) if event.metadata else {}
+    headers = {
+        "Nats-Msg-Id": str(event.event_id),
+        "Event-Type": event.event_type,
+        "Event-Schema-Version": str(event.schema_version),
+        "Stream-Id": str(event.stream_id),
+        "Stream-Version": str(event.version),
+        "Global-Position": str(event.global_position),
+    }
+    for key, header in (("correlation_id", "Correlation-Id"), ("causation_id", "Causation-Id")):
+        if metadata.get(key):
+            headers[header] = metadata[key]
+    if metadata.get("traceparent"):
+        headers["traceparent"] = metadata["traceparent"]
+    return headers
+
+
+@dataclass
+class EventPublisher:
+    js: JetStreamContext
+    registry: EventRegistry
+    subject_prefix: str
+    timeout_seconds: float = 5.0
+    max_in_flight: int = 256
+
+    def subject(self, event: RecordedEvent) -> str:
+        entry = self.registry.by_name(event.event_type)
+        return f"{self.subject_prefix}.{entry.context}.{entry.aggregate}.{event.stream_id}"
+
+    async def publish(self, events: Sequence[RecordedEvent]) -> list[int]:
+        """Publish what can be; return the global positions JetStream acknowledged."""
+        streams: dict[object, list[RecordedEvent]] = {}
+        for event in events:
+            streams.setdefault(event.stream_id, []).append(event)
+        acked: list[int] = []
+        slots = asyncio.Semaphore(self.max_in_flight)
+
+        async def publish_stream(stream_events: list[RecordedEvent]) -> None:
+            async with slots:
+                for event in stream_events:
+                    if not await self._publish_one(event):
+                        return  # the rest of this stream waits for the next round, in order
+                    acked.append(event.global_position)
+
+        await asyncio.gather(*(publish_stream(group) for group in streams.values()))
+        return acked
+
+    async def _publish_one(self, event: RecordedEvent) -> bool:
+        subject = self.subject(event)
+        headers = event_headers(event)
+        for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+            try:
+                await self.js.publish(subject, event.data, timeout=self.timeout_seconds, headers=headers)
+            except RETRYABLE as error:
+                _log.warning(
+                    "publish failed",
+                    event_id=str(event.event_id),
+                    attempt=attempt,
+                    error=type(error).__name__,
+                )
+            else:
+                return True
+        return False

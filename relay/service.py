@@ -1,0 +1,114 @@
+"""The relay: while it holds the lock, move outbox rows to JetStream, oldest first.
+
+A row is deleted only after JetStream acknowledged its message, so a crash at
+any point re-publishes at most what was in flight, and JetStream's dedupe
+window (keyed by event id) drops those copies. It wakes on NOTIFY from the
+append function and polls as a fallback; a failed round backs off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import asyncpg
+import structlog
+from nats.aio.client import Client as NatsClient
+
+from contexts.catalogue import REGISTRY
+from relay.leadership import Leadership
+from relay.outbox import delete_published, fetch_batch, sweep_idempotency_records
+from relay.publisher import EventPublisher
+from relay.settings import RelaySettings
+from shared.infrastructure.nats import NatsConnection
+from shared.messaging.jetstream import ensure_stream, stream_config
+
+_log = structlog.get_logger("relay")
+MAX_BACKOFF_SECONDS = 5.0
+
+
+class Relay:
+    def __init__(self, settings: RelaySettings) -> None:
+        self.settings = settings
+        self.stop = asyncio.Event()
+        self.published_total = 0
+        self._leadership = Leadership(
+            settings.database_url,
+            connect_timeout=settings.database_connect_timeout_seconds,
+            check_interval=settings.relay_standby_check_seconds,
+        )
+        self._nats = NatsConnection(
+            settings.nats_urls, name="relay", connect_timeout_seconds=settings.nats_connect_timeout_seconds
+        )
+
+    async def run(self) -> None:
+        await self._nats.start()
+        try:
+            while not self.stop.is_set():
+                if not await self._leadership.acquire(self.stop):
+                    break
+                try:
+                    await self._lead()
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as error:
+                    _log.warning("lost the database; standing down", error=type(error).__name__)
+                finally:
+                    await self._leadership.release()
+        finally:
+            await self._nats.close()
+
+    async def _lead(self) -> None:
+        publisher = await self._publisher()
+        connection = self._leadership.connection
+        backoff = 0.0
+        next_sweep = 0.0
+        while not self.stop.is_set() and self._leadership.is_held() and connection is not None:
+            if time.monotonic() >= next_sweep:
+                swept = await sweep_idempotency_records(connection)
+                if swept:
+                    _log.info("expired idempotency records swept", count=swept)
+                next_sweep = time.monotonic() + self.settings.idempotency_sweep_interval_seconds
+            self._leadership.wakeup.clear()
+            batch = await fetch_batch(connection, self.settings.relay_batch_size)
+            if not batch:
+                await self._idle(self.settings.relay_poll_interval_seconds)
+                continue
+            acked = await publisher.publish(batch)
+            await delete_published(connection, acked)
+            self.published_total += len(acked)
+            if len(acked) < len(batch):
+                backoff = min(max(backoff * 2, 0.1), MAX_BACKOFF_SECONDS)
+                _log.warning("some events not published; retrying", pending=len(batch) - len(acked))
+                await self._idle(backoff, wake_on_notify=False)
+            else:
+                backoff = 0.0
+
+    async def _publisher(self) -> EventPublisher:
+        client = await self._wait_for_nats()
+        js = client.jetstream(timeout=self.settings.relay_publish_timeout_seconds)
+        await ensure_stream(js, stream_config(self.settings.nats_stream, self.settings.nats_subject_prefix))
+        return EventPublisher(
+            js=js,
+            registry=REGISTRY,
+            subject_prefix=self.settings.nats_subject_prefix,
+            timeout_seconds=self.settings.relay_publish_timeout_seconds,
+            max_in_flight=self.settings.relay_max_in_flight,
+        )
+
+    async def _wait_for_nats(self) -> NatsClient:
+        # The outbox keeps every event while NATS is away; nothing is lost by waiting.
+        while self._nats.client is None and not self.stop.is_set():
+            await self._idle(0.5, wake_on_notify=False)
+        if self._nats.client is None:
+            raise TimeoutError("stopped before NATS was reachable")
+        return self._nats.client
+
+    async def _idle(self, seconds: float, *, wake_on_notify: bool = True) -> None:
+        waiters = [asyncio.ensure_future(self.stop.wait())]
+        if wake_on_notify:
+            waiters.append(asyncio.ensure_future(self._leadership.wakeup.wait()))
+        _, pending = await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in pending:
+            waiter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiter

@@ -1,0 +1,19 @@
+"""Settings of the relay process."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from shared.settings import CommonSettings
+from shared.settings.base import Seconds
+
+
+class RelaySettings(CommonSettings, frozen=True, kw_only=True):
+    relay_batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 1000
+    relay_max_in_flight: Annotated[int, msgspec.Meta(ge=1, le=4096)] = 256
+    relay_publish_timeout_seconds: Seconds = 5.0
+    relay_poll_interval_seconds: Seconds = 1.0
+    relay_standby_check_seconds: Seconds = 1.0
+    idempotency_sweep_interval_seconds: Seconds = 60.0
