@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from typing import Final
 
 import asyncpg
@@ -50,7 +51,12 @@ class Leadership:
 
     async def _try_acquire(self) -> bool:
         if self.connection is None or self.connection.is_closed():
-            self.connection = await asyncpg.connect(self._dsn, timeout=self._connect_timeout)
+            self.connection = await asyncpg.connect(
+                self._dsn,
+                timeout=self._connect_timeout,
+                # Operators (and tests) find the active relay's process by this name.
+                server_settings={"application_name": f"cqrs-relay-{os.getpid()}"},
+            )
         held = bool(await self.connection.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY))
         if held:
             await self.connection.add_listener(OUTBOX_CHANNEL, self._notified)

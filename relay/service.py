@@ -33,6 +33,8 @@ class Relay:
         self.settings = settings
         self.stop = asyncio.Event()
         self.published_total = 0
+        # Set while the relay waits for work with an empty outbox (observability, tests).
+        self.idle = asyncio.Event()
         self._leadership = Leadership(
             settings.database_url,
             connect_timeout=settings.database_connect_timeout_seconds,
@@ -71,8 +73,10 @@ class Relay:
             self._leadership.wakeup.clear()
             batch = await fetch_batch(connection, self.settings.relay_batch_size)
             if not batch:
+                self.idle.set()
                 await self._idle(self.settings.relay_poll_interval_seconds)
                 continue
+            self.idle.clear()
             acked = await publisher.publish(batch)
             await delete_published(connection, acked)
             self.published_total += len(acked)
