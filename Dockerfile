@@ -28,6 +28,7 @@ COPY query_api ./query_api
 COPY projectors ./projectors
 COPY relay ./relay
 COPY shared ./shared
+COPY contexts ./contexts
 COPY migrations ./migrations
 COPY devstack ./devstack
 COPY operator_cli ./operator_cli
