@@ -32,8 +32,10 @@ def create_engine(
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=connect_timeout_seconds,
-        # A connection dropped by a PostgreSQL restart is replaced, not handed out.
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip per checkout. A connection that a
+        # PostgreSQL restart broke fails once, and SQLAlchemy's disconnect
+        # detection then invalidates the whole pool.
+        pool_pre_ping=False,
         connect_args={
             "timeout": connect_timeout_seconds,
             "command_timeout": command_timeout_seconds,
