@@ -1,0 +1,95 @@
+"""Access-token verification: pinned algorithm, required claims, and a cache that never outlives a token."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from shared.auth.tokens import AccessTokenVerifier, InvalidToken
+from shared.settings.dev_keys import DEV_JWT_PRIVATE_KEY
+from tests.support.tokens import AUDIENCE, ISSUER, mint
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _verifier(clock: _Clock | None = None) -> AccessTokenVerifier:
+    return AccessTokenVerifier(
+        algorithm="EdDSA",
+        signing_key=DEV_JWT_PRIVATE_KEY,
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        leeway_seconds=10,
+        clock=clock or time.time,
+    )
+
+
+def test_a_valid_token_gives_its_principal() -> None:
+    """The subject, roles and tier of a valid token make the principal."""
+    user = uuid.uuid4()
+    principal = _verifier().verify(mint(user, roles=("user", "admin"), tier="pro"))
+    assert principal.user_id == user
+    assert principal.is_admin
+    assert principal.tier == "pro"
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        mint(expires_in=-60),
+        mint(overrides={"aud": "someone-else"}),
+        mint(overrides={"iss": "someone-else"}),
+        mint(headers={"typ": "JWT"}),
+        jwt.encode(
+            {"sub": str(uuid.uuid4()), "iss": ISSUER, "aud": AUDIENCE, "exp": 2**40}, "s", algorithm="HS256"
+        ),
+        "not-a-jwt",
+    ],
+    ids=["expired", "audience", "issuer", "typ", "hs256", "garbage"],
+)
+def test_bad_tokens_are_refused(token: str) -> None:
+    """Expired, foreign, mistyped, differently signed or malformed tokens are refused."""
+    with pytest.raises(InvalidToken):
+        _verifier().verify(token)
+
+
+def test_a_token_signed_by_another_key_is_refused() -> None:
+    """Only the configured key's signatures verify."""
+    other = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    with pytest.raises(InvalidToken):
+        _verifier().verify(mint(key=other.decode()))
+
+
+def test_a_cached_token_still_expires() -> None:
+    """A token verified (and cached) earlier is refused once its expiry plus leeway has passed."""
+    clock = _Clock()
+    verifier = _verifier(clock)
+    token = mint(expires_in=60)
+    verifier.verify(token)
+    clock.now += 65
+    verifier.verify(token)  # within the 10 s leeway
+    clock.now += 10
+    with pytest.raises(InvalidToken, match="expired"):
+        verifier.verify(token)
+
+
+def test_a_tampered_copy_of_a_cached_token_is_refused() -> None:
+    """Changing one character of a cached token misses the cache and fails verification."""
+    verifier = _verifier()
+    token = mint()
+    verifier.verify(token)
+    tampered = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
+    with pytest.raises(InvalidToken):
+        verifier.verify(tampered)
