@@ -25,7 +25,7 @@ from devstack.ports import LOOPBACK, is_free
 from devstack.processes import ManagedProcess, pass_through_environment, pidfile_path
 from devstack.stack import EmbeddedStack, RequestedPorts, StackUrls, wipe
 from shared.db import migrate
-from shared.messaging.jetstream import ensure_stream, stream_config
+from shared.messaging.jetstream import ensure_stream, stream_config_from
 from shared.settings import CommonSettings, load_settings
 
 Echo = Callable[[str], None]
@@ -154,7 +154,7 @@ async def _ensure_stream(settings: CommonSettings) -> None:
     try:
         await ensure_stream(
             client.jetstream(),
-            stream_config(settings.nats_stream, settings.nats_subject_prefix),
+            stream_config_from(settings),
         )
     finally:
         await client.close()

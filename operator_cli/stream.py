@@ -8,7 +8,7 @@ import click
 import nats
 
 from operator_cli.settings_option import settings_or_exit
-from shared.messaging.jetstream import ensure_stream, stream_config
+from shared.messaging.jetstream import ensure_stream, stream_config_from
 from shared.settings import CommonSettings
 
 
@@ -36,7 +36,7 @@ def ensure(replicas: int) -> None:
             max_reconnect_attempts=3,
         )
         try:
-            config = stream_config(settings.nats_stream, settings.nats_subject_prefix, replicas=replicas)
+            config = stream_config_from(settings, replicas=replicas)
             info = await ensure_stream(client.jetstream(), config)
         finally:
             await client.close()

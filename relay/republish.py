@@ -21,7 +21,7 @@ from relay.settings import RelaySettings
 from shared.db.schema import events as events_table
 from shared.infrastructure.event_store import PostgresEventStore
 from shared.infrastructure.postgres import create_engine
-from shared.messaging.jetstream import ensure_stream, stream_config
+from shared.messaging.jetstream import ensure_stream, stream_config_from
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +62,7 @@ async def republish(
     )
     try:
         js = client.jetstream(timeout=settings.relay_publish_timeout_seconds)
-        await ensure_stream(js, stream_config(settings.nats_stream, settings.nats_subject_prefix))
+        await ensure_stream(js, stream_config_from(settings))
         publisher = EventPublisher(
             js, REGISTRY, settings.nats_subject_prefix, settings.relay_publish_timeout_seconds
         )

@@ -22,7 +22,7 @@ from relay.outbox import delete_published, fetch_batch, sweep_idempotency_record
 from relay.publisher import EventPublisher
 from relay.settings import RelaySettings
 from shared.infrastructure.nats import NatsConnection
-from shared.messaging.jetstream import ensure_stream, stream_config
+from shared.messaging.jetstream import ensure_stream, stream_config_from
 
 _log = structlog.get_logger("relay")
 MAX_BACKOFF_SECONDS = 5.0
@@ -90,7 +90,7 @@ class Relay:
     async def _publisher(self) -> EventPublisher:
         client = await self._wait_for_nats()
         js = client.jetstream(timeout=self.settings.relay_publish_timeout_seconds)
-        await ensure_stream(js, stream_config(self.settings.nats_stream, self.settings.nats_subject_prefix))
+        await ensure_stream(js, stream_config_from(self.settings))
         return EventPublisher(
             js=js,
             registry=REGISTRY,

@@ -14,11 +14,21 @@ from nats.js.api import (
 )
 from nats.js.errors import NotFoundError
 
+from shared.settings import CommonSettings
+
 # Long enough to cover a relay restart that re-publishes what it had in flight.
 DUPLICATE_WINDOW_SECONDS: Final = 300.0
 
 
-def stream_config(name: str, subject_prefix: str, *, replicas: int = 1) -> StreamConfig:
+def stream_config(
+    name: str,
+    subject_prefix: str,
+    *,
+    replicas: int = 1,
+    max_age_seconds: float = 0,
+    max_bytes: int = -1,
+) -> StreamConfig:
+    """The stream's configuration; 0 / -1 limits mean unlimited (PostgreSQL keeps everything anyway)."""
     return StreamConfig(
         name=name,
         subjects=[f"{subject_prefix}.>"],
@@ -27,6 +37,18 @@ def stream_config(name: str, subject_prefix: str, *, replicas: int = 1) -> Strea
         discard=DiscardPolicy.OLD,
         duplicate_window=DUPLICATE_WINDOW_SECONDS,
         num_replicas=replicas,
+        max_age=max_age_seconds,
+        max_bytes=max_bytes,
+    )
+
+
+def stream_config_from(settings: CommonSettings, *, replicas: int = 1) -> StreamConfig:
+    return stream_config(
+        settings.nats_stream,
+        settings.nats_subject_prefix,
+        replicas=replicas,
+        max_age_seconds=settings.nats_stream_max_age_seconds,
+        max_bytes=settings.nats_stream_max_bytes,
     )
 
 
@@ -37,6 +59,12 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> StreamInf
     except NotFoundError:
         return await js.add_stream(config)
     current = info.config
-    if current.subjects != config.subjects or current.duplicate_window != config.duplicate_window:
+    if (
+        current.subjects != config.subjects
+        or current.duplicate_window != config.duplicate_window
+        or current.discard != config.discard
+        or (current.max_age or 0) != (config.max_age or 0)
+        or (current.max_bytes or -1) != (config.max_bytes or -1)
+    ):
         return await js.update_stream(config)
     return info

@@ -64,6 +64,10 @@ class CommonSettings(DatabaseSettings, frozen=True, kw_only=True):
         "events"
     )
     nats_connect_timeout_seconds: Seconds = 2.0
+    # Retention of the distribution log; 0 and -1 keep everything. Safe to
+    # bound: the event store is the truth and `cqrs events republish` refills.
+    nats_stream_max_age_seconds: Annotated[float, msgspec.Meta(ge=0)] = 0
+    nats_stream_max_bytes: Annotated[int, msgspec.Meta(ge=-1)] = -1
 
     redis_url: str
     redis_key_prefix: str = "cqrs:"

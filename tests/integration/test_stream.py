@@ -32,3 +32,17 @@ async def test_ensure_stream_creates_then_leaves_it_alone(nats_url: str, stream_
     assert ack.duplicate is not True
     assert duplicate.duplicate is True
     assert duplicate.seq == ack.seq
+
+
+async def test_ensure_stream_applies_a_changed_limit(nats_url: str, stream_names: StreamNames) -> None:
+    """A new retention limit in the settings updates the existing stream in place."""
+    client = await nats.connect(servers=[nats_url], connect_timeout=5)
+    try:
+        js = client.jetstream()
+        await ensure_stream(js, stream_config(stream_names.stream, stream_names.subject_prefix))
+        updated = await ensure_stream(
+            js, stream_config(stream_names.stream, stream_names.subject_prefix, max_age_seconds=3600)
+        )
+    finally:
+        await client.close()
+    assert updated.config.max_age == 3600
