@@ -16,7 +16,12 @@ from litestar.types import ControllerRouterHandler
 
 from shared.auth.tokens import AccessTokenVerifier
 from shared.http.health import health_router
-from shared.http.problems import problem_details_plugin, unhandled_exception_to_response
+from shared.http.problems import (
+    DEPENDENCY_ERRORS,
+    dependency_unavailable_to_response,
+    problem_details_plugin,
+    unhandled_exception_to_response,
+)
 from shared.http.request_context import RequestContextMiddleware
 from shared.infrastructure.resources import Resources, open_resources
 from shared.settings import HttpApiSettings
@@ -83,7 +88,10 @@ def create_http_app(
         ),
         middleware=[prometheus.middleware],
         plugins=[problem_details_plugin()],
-        exception_handlers={Exception: unhandled_exception_to_response},
+        exception_handlers={
+            Exception: unhandled_exception_to_response,
+            **dict.fromkeys(DEPENDENCY_ERRORS, dependency_unavailable_to_response),
+        },
         openapi_config=OpenAPIConfig(
             title=title,
             version=API_VERSION,

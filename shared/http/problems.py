@@ -11,6 +11,9 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, Final
 
+import asyncpg
+import redis.exceptions
+import sqlalchemy.exc
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -85,6 +88,34 @@ def unhandled_exception_to_response(request: Request[Any, Any, Any], exc: Except
     # The traceback goes to the log, never to the client.
     _log.exception("unhandled error", exc_type=type(exc).__name__)
     return problem(500, "The server failed to handle the request.").to_response(request)
+
+
+# A server we depend on is away or overloaded: the request may succeed later.
+# (For a command whose outcome is unknown, a retry with the same
+# Idempotency-Key is safe: it either replays or executes once.)
+DEPENDENCY_ERRORS: Final[tuple[type[Exception], ...]] = (
+    OSError,  # includes ConnectionError and refused connections
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.InterfaceError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.TimeoutError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+RETRY_AFTER_SECONDS: Final = 2
+
+
+def dependency_unavailable_to_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    _log.warning("dependency unavailable", exc_type=type(exc).__name__)
+    return problem(
+        503,
+        "A service this API depends on is unavailable; retry later (with the same Idempotency-Key).",
+        type_="/problems/service-unavailable",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    ).to_response(request)
 
 
 def problem_details_plugin() -> ProblemDetailsPlugin:

@@ -51,7 +51,9 @@ def test_a_valid_token_gives_its_principal() -> None:
         mint(overrides={"iss": "someone-else"}),
         mint(headers={"typ": "JWT"}),
         jwt.encode(
-            {"sub": str(uuid.uuid4()), "iss": ISSUER, "aud": AUDIENCE, "exp": 2**40}, "x" * 32, algorithm="HS256"
+            {"sub": str(uuid.uuid4()), "iss": ISSUER, "aud": AUDIENCE, "exp": 2**40},
+            "x" * 32,
+            algorithm="HS256",
         ),
         "not-a-jwt",
     ],

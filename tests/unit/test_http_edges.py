@@ -18,6 +18,7 @@ from command_api.settings import CommandApiSettings
 from devstack.ports import free_port
 from query_api.app import create_app as create_query_app
 from query_api.settings import QueryApiSettings
+from tests.support.tokens import bearer, mint
 
 AppFactory = Callable[[], Any]
 
@@ -141,3 +142,15 @@ async def test_metrics_are_served_in_prometheus_format(client: AsyncTestClient[A
     assert response.headers["content-type"].startswith("text/plain")
     counted = [line for line in response.text.splitlines() if line.startswith("cqrs_requests_total{")]
     assert any('path="/health/live"' in line and 'status_code="200"' in line for line in counted)
+
+
+async def test_a_command_with_the_database_down_is_a_503_with_retry_after() -> None:
+    """A command that cannot reach PostgreSQL gets 503 with Retry-After, never a 500."""
+    app = create_command_app(CommandApiSettings(**_unreachable()))
+    async with AsyncTestClient(app=app) as test_client:
+        response = await test_client.post(
+            "/v1/accounts", json={"currency": "EUR", "name": "x"}, headers=bearer(mint())
+        )
+    assert response.status_code == 503
+    assert response.headers["retry-after"].isdigit()
+    assert response.headers["content-type"].startswith("application/problem+json")
