@@ -113,8 +113,11 @@ class CommandExecutor:
                 answer = outcome.respond(versions, token)
                 if versions:
                     answer = _with_header(answer, CONSISTENCY_HEADER, token)
+                record = self._record(context, answer)
+                if not writes and record is None:
+                    return answer  # a refusal with no key to remember it by: nothing to write
                 try:
-                    await self.store.append(writes, events, self._record(context, answer))
+                    await self.store.append(writes, events, record)
                 except ConcurrencyConflict:
                     _log.info("version conflict, deciding again", attempt=attempt + 1)
                 except IdempotencyKeyTaken:
