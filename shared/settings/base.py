@@ -46,7 +46,7 @@ class DatabaseSettings(ProcessSettings, frozen=True, kw_only=True):
     """Enough for database work alone, such as `cqrs migrate`."""
 
     database_url: str
-    database_pool_size: PositiveInt = 10
+    database_pool_size: PositiveInt = 20
     database_connect_timeout_seconds: Seconds = 5.0
     database_command_timeout_seconds: Seconds = 10.0
 
