@@ -16,8 +16,7 @@ from command_api.ledger.commands import ROUTES as LEDGER_ROUTES
 from command_api.runtime import CommandRuntime
 from command_api.settings import CommandApiSettings
 from contexts.catalogue import REGISTRY
-from shared.http.app_factory import create_http_app
-from shared.http.auth import provide_principal
+from shared.http.app_factory import create_http_app, token_verifier
 from shared.http.request_context import RequestContextMiddleware
 from shared.infrastructure.event_store import PostgresEventStore
 from shared.infrastructure.resources import Resources
@@ -33,22 +32,23 @@ def _provide_runtime(state: State) -> CommandRuntime:
 
 
 def create_app(settings: CommandApiSettings) -> RequestContextMiddleware:
+    verifier = token_verifier(settings)
+
     def runtime_of(resources: Resources) -> Mapping[str, Any]:
         executor = CommandExecutor(
-            store=PostgresEventStore(resources.engine),
+            store=PostgresEventStore(
+                resources.pool, acquire_timeout_seconds=settings.database_connect_timeout_seconds
+            ),
             registry=REGISTRY,
             max_attempts=settings.command_max_attempts,
             idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_seconds),
         )
-        return {"command_runtime": CommandRuntime(executor, settings.require_idempotency_key)}
+        return {"command_runtime": CommandRuntime(executor, verifier, settings.require_idempotency_key)}
 
     v1 = Router(
         path="/v1",
         route_handlers=LEDGER_ROUTES,
-        dependencies={
-            "principal": Provide(provide_principal),
-            "runtime": Provide(_provide_runtime, sync_to_thread=False),
-        },
+        dependencies={"runtime": Provide(_provide_runtime, sync_to_thread=False)},
         security=[{"BearerToken": []}],
         tags=["ledger"],
     )
@@ -59,6 +59,7 @@ def create_app(settings: CommandApiSettings) -> RequestContextMiddleware:
         settings=settings,
         route_handlers=[v1],
         state_from_resources=runtime_of,
+        verifier=verifier,
     )
 
 

@@ -81,33 +81,23 @@ def run_dev(options: DevOptions, environ: Mapping[str, str], echo: Echo) -> int:
         settings = load_settings(CommonSettings, env)
         migrate.upgrade(urls.database_url)
         asyncio.run(_ensure_stream(settings))
-        for process in http_processes:
+
+        def spawn(command: str, *arguments: str) -> ManagedProcess:
             child = ManagedProcess(
-                name=process.cli_command,
-                argv=[
-                    sys.executable,
-                    "-m",
-                    "operator_cli",
-                    process.cli_command,
-                    "--port",
-                    str(process.port),
-                ],
-                pid_path=pidfile_path(options.data_dir / "run", process.cli_command),
+                name=command,
+                argv=[sys.executable, "-m", "operator_cli", command, *arguments],
+                pid_path=pidfile_path(options.data_dir / "run", command),
                 env=env,
             )
             child.start()
             children.append(child)
-        for process, child in zip(http_processes, children, strict=True):
+            return child
+
+        api_children = [spawn(p.cli_command, "--port", str(p.port)) for p in http_processes]
+        for command in WORKER_COMMANDS:
+            spawn(command)
+        for process, child in zip(http_processes, api_children, strict=True):
             _wait_http_ready(process, child, options.ready_timeout_seconds)
-        for name in WORKER_COMMANDS:
-            worker = ManagedProcess(
-                name=name,
-                argv=[sys.executable, "-m", "operator_cli", name],
-                pid_path=pidfile_path(options.data_dir / "run", name),
-                env=env,
-            )
-            worker.start()
-            children.append(worker)
         _print_summary(echo, options, urls, stack, http_processes)
         return _watch(children, stop, echo)
     finally:

@@ -11,6 +11,7 @@ from typing import Final
 import asyncpg
 
 from shared.eventsourcing.store import RecordedEvent
+from shared.infrastructure.event_store import recorded_event
 
 # The outbox rows are picked first, then joined: joining first let the planner
 # walk the events index from position 1 once the store was large (benchmarked:
@@ -28,21 +29,6 @@ DELETE FROM idempotency_records
  WHERE ctid = ANY(ARRAY(SELECT ctid FROM idempotency_records WHERE expires_at <= now() LIMIT $1))
 """
 SWEEP_BATCH: Final = 5000
-
-
-def recorded_event(row: asyncpg.Record) -> RecordedEvent:
-    return RecordedEvent(
-        global_position=row["global_position"],
-        event_id=row["event_id"],
-        stream_id=row["stream_id"],
-        stream_type=row["stream_type"],
-        version=row["version"],
-        event_type=row["event_type"],
-        schema_version=row["schema_version"],
-        data=row["data"].encode(),
-        metadata=row["metadata"].encode(),
-        recorded_at=row["recorded_at"],
-    )
 
 
 async def fetch_batch(connection: asyncpg.Connection, limit: int) -> list[RecordedEvent]:

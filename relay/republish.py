@@ -11,16 +11,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import asyncpg
 import nats
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contexts.catalogue import REGISTRY
 from relay.publisher import EventPublisher
 from relay.settings import RelaySettings
-from shared.db.schema import events as events_table
 from shared.infrastructure.event_store import PostgresEventStore
-from shared.infrastructure.postgres import create_engine
+from shared.infrastructure.postgres import PoolSettings, close_pool, create_pool
 from shared.messaging.jetstream import ensure_stream, stream_config_from
 
 
@@ -50,12 +48,14 @@ async def republish(
     report: Callable[[Progress], None],
     page_size: int = 1000,
 ) -> Progress:
-    engine = create_engine(
-        settings.database_url,
-        application_name="republish",
-        pool_size=2,
-        connect_timeout_seconds=settings.database_connect_timeout_seconds,
-        command_timeout_seconds=settings.database_command_timeout_seconds,
+    pool = await create_pool(
+        PoolSettings(
+            url=settings.database_url,
+            application_name="republish",
+            size=2,
+            connect_timeout_seconds=settings.database_connect_timeout_seconds,
+            command_timeout_seconds=settings.database_command_timeout_seconds,
+        )
     )
     client = await nats.connect(
         servers=list(settings.nats_urls), connect_timeout=settings.nats_connect_timeout_seconds
@@ -66,8 +66,8 @@ async def republish(
         publisher = EventPublisher(
             js, REGISTRY, settings.nats_subject_prefix, settings.relay_publish_timeout_seconds
         )
-        store = PostgresEventStore(engine)
-        total = await _count(engine, from_position, to_position)
+        store = PostgresEventStore(pool)
+        total = await _count(pool, from_position, to_position)
         started, done, position = time.monotonic(), 0, from_position
         while True:
             page = await store.read_all(position, to_position, limit=page_size)
@@ -83,14 +83,14 @@ async def republish(
         return Progress(done, total, time.monotonic() - started)
     finally:
         await client.close()
-        await engine.dispose()
+        await close_pool(pool, settings.database_connect_timeout_seconds)
 
 
-async def _count(engine: AsyncEngine, from_position: int, to_position: int | None) -> int:
-    query = (
-        select(func.count()).select_from(events_table).where(events_table.c.global_position >= from_position)
+async def _count(pool: asyncpg.Pool, from_position: int, to_position: int | None) -> int:
+    count = await pool.fetchval(
+        "SELECT count(*) FROM events"
+        " WHERE global_position >= $1 AND ($2::bigint IS NULL OR global_position <= $2)",
+        from_position,
+        to_position,
     )
-    if to_position is not None:
-        query = query.where(events_table.c.global_position <= to_position)
-    async with engine.connect() as connection:
-        return int((await connection.execute(query)).scalar_one())
+    return int(count)

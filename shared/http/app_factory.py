@@ -29,6 +29,17 @@ from shared.settings import HttpApiSettings
 API_VERSION = "1.0.0"
 
 
+def token_verifier(settings: HttpApiSettings) -> AccessTokenVerifier:
+    """The verifier of the settings' key, parsed once per app."""
+    return AccessTokenVerifier(
+        algorithm=settings.jwt_algorithm,
+        signing_key=settings.jwt_private_key.reveal(),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        leeway_seconds=settings.jwt_leeway_seconds,
+    )
+
+
 def create_http_app(
     *,
     title: str,
@@ -38,12 +49,15 @@ def create_http_app(
     route_handlers: Sequence[ControllerRouterHandler],
     database_url: str | None = None,
     state_from_resources: Callable[[Resources], Mapping[str, Any]] | None = None,
+    verifier: AccessTokenVerifier | None = None,
 ) -> RequestContextMiddleware:
     """Build a litestar app with the parts every API has, wrapped for request context.
 
     The wrapping is outside litestar on purpose: litestar runs middleware only
     for matched routes, and a 404 or 405 must still get a request id and a log line.
     """
+
+    verifier = verifier or token_verifier(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -75,17 +89,7 @@ def create_http_app(
         ],
         lifespan=[lifespan],
         # Parsed once here, not per request: the key a token is verified with.
-        state=State(
-            {
-                "token_verifier": AccessTokenVerifier(
-                    algorithm=settings.jwt_algorithm,
-                    signing_key=settings.jwt_private_key.reveal(),
-                    issuer=settings.jwt_issuer,
-                    audience=settings.jwt_audience,
-                    leeway_seconds=settings.jwt_leeway_seconds,
-                )
-            }
-        ),
+        state=State({"token_verifier": verifier}),
         middleware=[prometheus.middleware],
         plugins=[problem_details_plugin()],
         exception_handlers={

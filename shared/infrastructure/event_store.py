@@ -1,4 +1,8 @@
-"""The PostgreSQL EventStore: one round trip to load, one to append.
+"""The PostgreSQL EventStore: one round trip to load, one to append, on asyncpg.
+
+The tables are described once, in SQLAlchemy Core (shared/db/schema.py), and
+migrated by Alembic; these fixed statements run on a plain asyncpg pool,
+which costs a fraction of SQLAlchemy's pooled connection per checkout.
 
 Loading reads the state rows of the streams and the idempotency record in a
 single statement; appending is one call of `cqrs_append` (migration 0002),
@@ -8,18 +12,14 @@ which writes everything of a command in one transaction or nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Final
 from uuid import UUID
 
 import asyncpg
 import msgspec
 import structlog
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db.schema import events as events_table
 from shared.eventsourcing.store import (
     ConcurrencyConflict,
     IdempotencyKeyTaken,
@@ -62,21 +62,21 @@ SELECT cqrs_append(
 )
 """
 
+_LOAD_STREAM: Final = """
+SELECT global_position, event_id, stream_id, stream_type, version, event_type, schema_version,
+       data::text AS data, metadata::text AS metadata, recorded_at
+  FROM events WHERE stream_id = $1 AND version >= $2 ORDER BY version
+"""
+_READ_ALL: Final = """
+SELECT global_position, event_id, stream_id, stream_type, version, event_type, schema_version,
+       data::text AS data, metadata::text AS metadata, recorded_at
+  FROM events
+ WHERE global_position >= $1 AND ($2::bigint IS NULL OR global_position <= $2)
+ ORDER BY global_position LIMIT $3
+"""
+
 _headers_decoder = msgspec.json.Decoder(dict[str, str])
 _log = structlog.get_logger("event_store")
-
-
-@contextlib.asynccontextmanager
-async def _driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
-    async with engine.connect() as connection:
-        raw = await connection.get_raw_connection()
-        driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
-        try:
-            yield driver
-        except (OSError, asyncpg.exceptions.ConnectionDoesNotExistError):
-            # The session is gone (a PostgreSQL restart): never hand it out again.
-            await connection.invalidate()
-            raise
 
 
 class OutboxNotifier:
@@ -89,8 +89,8 @@ class OutboxNotifier:
     relay also polls.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
         self._due = False
         self._task: asyncio.Task[None] | None = None
 
@@ -103,28 +103,31 @@ class OutboxNotifier:
         while self._due:
             self._due = False
             try:
-                async with _driver_connection(self._engine) as connection:
-                    await connection.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as error:
+                await self._pool.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
+            except asyncpg.InterfaceError:
+                return  # the pool is closing: the process is shutting down
+            except (OSError, asyncpg.PostgresError, TimeoutError) as error:
                 _log.warning("outbox notify failed; the relay will poll", error=type(error).__name__)
                 return
 
 
 class PostgresEventStore:
-    def __init__(self, engine: AsyncEngine) -> None:
-        # Autocommit: each statement is its own transaction, so a load is one
-        # round trip and an append (one function call, atomic by itself) too,
-        # instead of BEGIN / statement / COMMIT (ceilings.md: round trips
-        # dominate the cost of a command).
-        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._notifier = OutboxNotifier(self._engine)
+    """Every statement runs alone on an asyncpg pool connection, so it is its own
+    transaction: a load is one round trip, an append (one function call, atomic
+    by itself) one more, instead of BEGIN / statement / COMMIT (ceilings.md:
+    round trips dominate a command's cost)."""
+
+    def __init__(self, pool: asyncpg.Pool, *, acquire_timeout_seconds: float = 5.0) -> None:
+        self._pool = pool
+        self._acquire_timeout = acquire_timeout_seconds
+        self._notifier = OutboxNotifier(pool)
 
     async def load(
         self, stream_ids: Sequence[UUID], idempotency: IdempotencyLookup | None = None
     ) -> Snapshot:
         principal = idempotency.principal if idempotency else None
         key = idempotency.key if idempotency else None
-        async with _driver_connection(self._engine) as connection:
+        async with self._pool.acquire(timeout=self._acquire_timeout) as connection:
             rows = await connection.fetch(_LOAD, list(stream_ids), principal, key)
         states: dict[UUID, StreamState] = {}
         stored: StoredResponse | None = None
@@ -150,7 +153,7 @@ class PostgresEventStore:
     ) -> list[int]:
         params = _append_parameters(writes, events, idempotency)
         try:
-            async with _driver_connection(self._engine) as connection:
+            async with self._pool.acquire(timeout=self._acquire_timeout) as connection:
                 positions = await connection.fetchval(_APPEND, *params)
         except asyncpg.PostgresError as error:
             if error.sqlstate == IDEMPOTENCY_KEY_TAKEN:
@@ -165,29 +168,23 @@ class PostgresEventStore:
         return list(positions)
 
     async def load_stream(self, stream_id: UUID, from_version: int = 1) -> list[RecordedEvent]:
-        query = (
-            select(events_table)
-            .where(events_table.c.stream_id == stream_id, events_table.c.version >= from_version)
-            .order_by(events_table.c.version)
-        )
-        async with self._engine.connect() as connection:
-            return [_recorded(row._mapping) for row in await connection.execute(query)]
+        async with self._pool.acquire(timeout=self._acquire_timeout) as connection:
+            rows = await connection.fetch(_LOAD_STREAM, stream_id, from_version)
+        return [recorded_event(row) for row in rows]
 
     async def read_all(
         self, from_position: int = 1, to_position: int | None = None, limit: int = 1000
     ) -> list[RecordedEvent]:
-        query = select(events_table).where(events_table.c.global_position >= from_position)
-        if to_position is not None:
-            query = query.where(events_table.c.global_position <= to_position)
-        query = query.order_by(events_table.c.global_position).limit(limit)
-        async with self._engine.connect() as connection:
-            return [_recorded(row._mapping) for row in await connection.execute(query)]
+        async with self._pool.acquire(timeout=self._acquire_timeout) as connection:
+            rows = await connection.fetch(_READ_ALL, from_position, to_position, limit)
+        return [recorded_event(row) for row in rows]
 
 
 _json = msgspec.json.Encoder()
 
 
-def _recorded(row: Any) -> RecordedEvent:
+def recorded_event(row: asyncpg.Record) -> RecordedEvent:
+    """An event row (data and metadata selected as text) as the store hands it out."""
     return RecordedEvent(
         global_position=row["global_position"],
         event_id=row["event_id"],
@@ -196,9 +193,8 @@ def _recorded(row: Any) -> RecordedEvent:
         version=row["version"],
         event_type=row["event_type"],
         schema_version=row["schema_version"],
-        # JSONB comes back decoded; the store hands out bytes, as it takes them.
-        data=_json.encode(row["data"]),
-        metadata=_json.encode(row["metadata"]),
+        data=row["data"].encode(),
+        metadata=row["metadata"].encode(),
         recorded_at=row["recorded_at"],
     )
 

@@ -1,8 +1,13 @@
-"""The SQLAlchemy async engine over asyncpg, with timeouts on every round trip."""
+"""PostgreSQL clients: a SQLAlchemy async engine and a plain asyncpg pool, each with timeouts."""
 
 from __future__ import annotations
 
-from sqlalchemy import text
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
@@ -48,6 +53,50 @@ def create_engine(
     )
 
 
-async def ping(engine: AsyncEngine) -> None:
-    async with engine.connect() as connection:
-        await connection.execute(text("SELECT 1"))
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    url: str
+    application_name: str
+    size: int
+    connect_timeout_seconds: float
+    command_timeout_seconds: float
+
+
+def create_pool(settings: PoolSettings) -> asyncpg.Pool:
+    """A plain asyncpg pool for the hot paths (each command's two statements).
+
+    SQLAlchemy's pooled connection costs ~75 µs of CPU per checkout (greenlet
+    switch, pool events, isolation reset); asyncpg's acquire a fraction of
+    that. min_size=0: nothing connects until used, so a process starts
+    while PostgreSQL is down. Await the pool before use.
+    """
+    return asyncpg.create_pool(
+        plain_dsn(settings.url),
+        min_size=0,
+        max_size=settings.size,
+        timeout=settings.connect_timeout_seconds,
+        command_timeout=settings.command_timeout_seconds,
+        server_settings={"application_name": settings.application_name},
+    )
+
+
+async def ping(pool: asyncpg.Pool, timeout_seconds: float) -> None:
+    async with pool.acquire(timeout=timeout_seconds) as connection:
+        await connection.fetchval("SELECT 1")
+
+
+async def close_pool(pool: asyncpg.Pool, timeout_seconds: float) -> None:
+    """Close gracefully (waiting for connections in use), then by force past the timeout."""
+    try:
+        await asyncio.wait_for(pool.close(), timeout_seconds)
+    except TimeoutError:
+        pool.terminate()
+
+
+@contextlib.asynccontextmanager
+async def open_pool(settings: PoolSettings) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(settings)
+    try:
+        yield pool
+    finally:
+        await close_pool(pool, settings.connect_timeout_seconds)

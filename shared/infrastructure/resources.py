@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import asyncpg
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -19,6 +20,7 @@ from shared.settings import CommonSettings
 @dataclass(frozen=True, slots=True)
 class Resources:
     engine: AsyncEngine
+    pool: asyncpg.Pool
     redis: Redis
     nats: NatsConnection
 
@@ -27,7 +29,7 @@ class Resources:
             await self.redis.ping()
 
         return [
-            DependencyCheck("postgres", lambda: postgres.ping(self.engine)),
+            DependencyCheck("postgres", lambda: postgres.ping(self.pool, timeout_seconds=5)),
             DependencyCheck("nats", self.nats.ping),
             DependencyCheck("redis", redis_ping),
         ]
@@ -37,11 +39,20 @@ class Resources:
 async def open_resources(
     settings: CommonSettings, *, process_name: str, database_url: str | None = None
 ) -> AsyncIterator[Resources]:
-    """Open the engine, Redis and NATS clients; none of them needs its server up yet."""
-    engine = postgres.create_engine(
-        database_url or settings.database_url,
+    """Open the PostgreSQL, Redis and NATS clients; none of them needs its server up yet."""
+    pool_settings = postgres.PoolSettings(
+        url=database_url or settings.database_url,
         application_name=process_name,
-        pool_size=settings.database_pool_size,
+        size=settings.database_pool_size,
+        connect_timeout_seconds=settings.database_connect_timeout_seconds,
+        command_timeout_seconds=settings.database_command_timeout_seconds,
+    )
+    pool = await postgres.create_pool(pool_settings)
+    # The engine serves SQLAlchemy Core queries (few); it connects only when used.
+    engine = postgres.create_engine(
+        pool_settings.url,
+        application_name=process_name,
+        pool_size=2,
         connect_timeout_seconds=settings.database_connect_timeout_seconds,
         command_timeout_seconds=settings.database_command_timeout_seconds,
     )
@@ -53,8 +64,9 @@ async def open_resources(
     )
     await nats.start()
     try:
-        yield Resources(engine=engine, redis=redis, nats=nats)
+        yield Resources(engine=engine, pool=pool, redis=redis, nats=nats)
     finally:
         await nats.close()
         await redis.aclose()
         await engine.dispose()
+        await postgres.close_pool(pool, settings.database_connect_timeout_seconds)

@@ -21,8 +21,7 @@ from shared.eventsourcing.store import (
     StoredResponse,
     StreamWrite,
 )
-from shared.infrastructure.event_store import PostgresEventStore
-from shared.infrastructure.postgres import create_engine
+from tests.support.isolation import event_store_for
 
 
 @pytest.fixture(params=["memory", "postgres"])
@@ -31,17 +30,8 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[EventStore]:
         yield InMemoryEventStore()
         return
     database_url = request.getfixturevalue("database_url")
-    engine = create_engine(
-        database_url,
-        application_name="test",
-        pool_size=5,
-        connect_timeout_seconds=5,
-        command_timeout_seconds=10,
-    )
-    try:
-        yield PostgresEventStore(engine)
-    finally:
-        await engine.dispose()
+    async with event_store_for(database_url) as event_store:
+        yield event_store
 
 
 def _event(stream_id: uuid.UUID, version: int, kind: str = "Happened") -> NewEvent:
@@ -75,7 +65,7 @@ async def test_appended_events_load_in_version_order(store: EventStore) -> None:
     await store.append([_write(stream, 0, 2)], [_event(stream, 1), _event(stream, 2)])
     loaded = await store.load_stream(stream)
     assert [e.version for e in loaded] == [1, 2]
-    assert [e.data for e in loaded] == [b'{"n":1}', b'{"n":2}']
+    assert [msgspec.json.decode(e.data) for e in loaded] == [{"n": 1}, {"n": 2}]
 
 
 async def test_the_state_row_follows_the_appends(store: EventStore) -> None:

@@ -10,7 +10,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -21,6 +21,8 @@ import redis.asyncio as redis_asyncio
 from nats.js.errors import NotFoundError
 
 from shared.db import migrate
+from shared.infrastructure.event_store import PostgresEventStore
+from shared.infrastructure.postgres import PoolSettings, open_pool
 
 T = TypeVar("T")
 
@@ -135,3 +137,17 @@ def redis_key_prefix(redis_url: str) -> Iterator[str]:
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
     yield prefix
     run_blocking(_delete_keys(redis_url, prefix))
+
+
+@contextlib.asynccontextmanager
+async def event_store_for(database_url: str, size: int = 5) -> AsyncIterator[PostgresEventStore]:
+    """A PostgresEventStore on its own pool, for tests that write events directly."""
+    settings = PoolSettings(
+        url=database_url,
+        application_name="test",
+        size=size,
+        connect_timeout_seconds=5,
+        command_timeout_seconds=30,
+    )
+    async with open_pool(settings) as pool:
+        yield PostgresEventStore(pool)

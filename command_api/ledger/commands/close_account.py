@@ -55,7 +55,6 @@ def plan(account_id: UUID, principal: Principal) -> Plan:
 async def close_account(
     request: Request[Any, Any, Any],
     account_id: FromPath[UUID],
-    principal: NamedDependency[Principal],
     runtime: NamedDependency[CommandRuntime],
 ) -> Response[bytes]:
-    return await runtime.handle(request, principal, _decoder, lambda body: plan(account_id, principal))
+    return await runtime.handle(request, _decoder, lambda body, principal: plan(account_id, principal))

@@ -52,7 +52,6 @@ def plan(body: OpenAccountBody, principal: Principal) -> Plan:
 @post("/accounts", status_code=201, summary="Open an account", operation_id="openAccount")
 async def open_account(
     request: Request[Any, Any, Any],
-    principal: NamedDependency[Principal],
     runtime: NamedDependency[CommandRuntime],
 ) -> Response[bytes]:
-    return await runtime.handle(request, principal, _decoder, lambda body: plan(body, principal))
+    return await runtime.handle(request, _decoder, plan)

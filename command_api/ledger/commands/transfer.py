@@ -64,7 +64,6 @@ def plan(body: TransferBody, principal: Principal) -> Plan:
 @post("/transfers", status_code=201, summary="Transfer money between accounts", operation_id="transfer")
 async def transfer(
     request: Request[Any, Any, Any],
-    principal: NamedDependency[Principal],
     runtime: NamedDependency[CommandRuntime],
 ) -> Response[bytes]:
-    return await runtime.handle(request, principal, _decoder, lambda body: plan(body, principal))
+    return await runtime.handle(request, _decoder, plan)

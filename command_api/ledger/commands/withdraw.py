@@ -14,7 +14,6 @@ from command_api.ledger.bodies import EntryBody
 from command_api.ledger.commands.entries import plan_entry
 from command_api.runtime import CommandRuntime
 from contexts.ledger.commands import Withdraw
-from shared.auth.principal import Principal
 
 _decoder = msgspec.json.Decoder(EntryBody)
 
@@ -28,9 +27,8 @@ _decoder = msgspec.json.Decoder(EntryBody)
 async def withdraw(
     request: Request[Any, Any, Any],
     account_id: FromPath[UUID],
-    principal: NamedDependency[Principal],
     runtime: NamedDependency[CommandRuntime],
 ) -> Response[bytes]:
     return await runtime.handle(
-        request, principal, _decoder, lambda body: plan_entry(account_id, body, principal, Withdraw)
+        request, _decoder, lambda body, principal: plan_entry(account_id, body, principal, Withdraw)
     )

@@ -16,7 +16,6 @@ from devstack.servers import EmbeddedNats
 from relay.service import Relay
 from relay.settings import RelaySettings
 from shared.infrastructure.event_store import PostgresEventStore
-from shared.infrastructure.postgres import create_engine
 from shared.settings import load_settings
 from tests.integration.relay.helpers import (
     append_accounts,
@@ -26,19 +25,13 @@ from tests.integration.relay.helpers import (
     start_relay,
     wait_until,
 )
+from tests.support.isolation import event_store_for
 
 
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[PostgresEventStore]:
-    engine = create_engine(
-        database_url,
-        application_name="test",
-        pool_size=4,
-        connect_timeout_seconds=5,
-        command_timeout_seconds=30,
-    )
-    yield PostgresEventStore(engine)
-    await engine.dispose()
+    async with event_store_for(database_url) as event_store:
+        yield event_store
 
 
 @contextlib.asynccontextmanager

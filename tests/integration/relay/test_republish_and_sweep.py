@@ -15,21 +15,14 @@ import pytest
 from relay.outbox import sweep_idempotency_records
 from shared.eventsourcing.store import IdempotencyRecord, StoredResponse
 from shared.infrastructure.event_store import PostgresEventStore
-from shared.infrastructure.postgres import create_engine
 from tests.integration.relay.helpers import append_accounts, assert_exactly_once_in_order, delivered
+from tests.support.isolation import event_store_for
 
 
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[PostgresEventStore]:
-    engine = create_engine(
-        database_url,
-        application_name="test",
-        pool_size=2,
-        connect_timeout_seconds=5,
-        command_timeout_seconds=30,
-    )
-    yield PostgresEventStore(engine)
-    await engine.dispose()
+    async with event_store_for(database_url) as event_store:
+        yield event_store
 
 
 def _republish(environment: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
