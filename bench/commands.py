@@ -860,7 +860,7 @@ def run_http(servers: Servers, data: DataSet, options: Options) -> HttpOutcome:
     pool = options.pool_size or default_pool_size()
     short.notes.append(
         f"the API opened {sessions:,} PostgreSQL sessions over both HTTP runs ({requests:,} requests; "
-        f"{options.workers} workers with a pool of {pool} + {pool} overflow each)"
+        f"{options.workers} workers with an asyncpg pool of at most {pool} each)"
     )
     return HttpOutcome(short, long, findings, api_log_lines(log_path), sessions, requests, pool)
 
@@ -1267,14 +1267,14 @@ def relay_plan_sentence(report: Report) -> str:
 
 def pool_sentence(report: Report) -> str:
     http = report.http
-    steady = report.options.workers * 2 * http.pool_size
+    steady = report.options.workers * http.pool_size
     if http.sessions <= steady:
         return ""
     return (
         f" The API opened {http.sessions:,} PostgreSQL sessions for {http.requests:,} requests: with "
         f"{report.options.connections} connections over {report.options.workers} workers, more requests "
-        f"wait on the database at once than a worker's pool keeps ({http.pool_size}), so SQLAlchemy opens "
-        "overflow connections and closes them again on return; each new session costs PostgreSQL a "
+        f"wait on the database at once than a worker's pool keeps ({http.pool_size}), and connections "
+        "are being opened and closed again; each new session costs PostgreSQL a "
         "fork and the API a connect, codec set-up and fresh prepared statements "
         "(`--pool-size 32` runs the API with a pool that fits the load, for comparison)."
     )

@@ -77,7 +77,18 @@ def create_pool(settings: PoolSettings) -> asyncpg.Pool:
         timeout=settings.connect_timeout_seconds,
         command_timeout=settings.command_timeout_seconds,
         server_settings={"application_name": settings.application_name},
+        reset=_keep_session,
     )
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Skip asyncpg's reset query (RESET ALL, UNLISTEN *, ...): a round trip per release.
+
+    Nothing on this pool changes session state: its users run single
+    statements, never SET, LISTEN or advisory locks (the relay takes its lock
+    on a connection of its own). asyncpg still rolls back a transaction left
+    open before calling this.
+    """
 
 
 async def ping(pool: asyncpg.Pool, timeout_seconds: float) -> None:
