@@ -119,6 +119,7 @@ class Options:
     relay_timeout: float
     quick: bool
     pool_size: int | None = None
+    server: str = "granian"
 
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
@@ -142,6 +143,9 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         default=None,
         help="CQRS_DATABASE_POOL_SIZE of the API (default: the project's default)",
     )
+    parser.add_argument(
+        "--server", choices=("granian", "uvicorn"), default="granian", help="HTTP server (granian)"
+    )
     parser.add_argument("--quick", action="store_true", help="short runs and small sets, for smoke use")
     args = parser.parse_args(argv)
     quick: bool = args.quick
@@ -155,6 +159,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         relay_timeout=10.0 if quick else 60.0,
         quick=quick,
         pool_size=args.pool_size,
+        server=args.server,
     )
 
 
@@ -669,8 +674,9 @@ def mint_token(user_id: uuid.UUID, expires_in: int = 3600) -> str:
     return jwt.encode(claims, DEV_JWT_PRIVATE_KEY, algorithm="EdDSA", headers={"typ": "at+jwt", "kid": "dev"})
 
 
-def service_environment(urls: StackUrls, pool_size: int | None) -> dict[str, str]:
+def service_environment(urls: StackUrls, pool_size: int | None, server: str = "granian") -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CQRS_")}
+    env["CQRS_HTTP_SERVER"] = server
     if pool_size is not None:
         env["CQRS_DATABASE_POOL_SIZE"] = str(pool_size)
     return {
@@ -712,7 +718,7 @@ def command_api(urls: StackUrls, options: Options, token: str, log_path: Path) -
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [*argv, "--workers", str(options.workers)],
-            env=service_environment(urls, options.pool_size),
+            env=service_environment(urls, options.pool_size, options.server),
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
@@ -1201,7 +1207,7 @@ def machine_lines(report: Report) -> list[str]:
     settings = (
         f"- Settings: {options.seconds:g} s measured per run (the HTTP runs in halves, ordered short, long, "
         f"long, short), {options.warmup:g} s warm-up before each, C = {options.connections} connections, "
-        f"W = {options.workers} granian workers, K = {options.accounts} accounts for the ceiling, "
+        f"W = {options.workers} {options.server} workers, K = {options.accounts} accounts for the ceiling, "
         f"{options.long_accounts} fresh accounts for the short streams and {options.long_accounts} of "
         f"{LONG_STREAM_LENGTH:,} events each for the long streams (bulk-inserted in "
         f"{report.data.long_setup_seconds:.1f} s), requests spread uniformly at random over a set's "

@@ -1,8 +1,9 @@
-"""`cqrs command-api` and `cqrs query-api`: serve an API with granian."""
+"""`cqrs command-api` and `cqrs query-api`: serve an API with granian or uvicorn."""
 
 from __future__ import annotations
 
 import click
+import uvicorn
 from granian.constants import Interfaces
 from granian.server import Server
 
@@ -11,7 +12,23 @@ from operator_cli.settings_option import settings_or_exit
 from query_api.settings import QueryApiSettings
 
 
-def _serve(target: str, host: str, port: int, workers: int) -> None:
+def _serve(target: str, host: str, port: int, workers: int, server: str) -> None:
+    if server == "uvicorn":
+        uvicorn.run(
+            target,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            loop="uvloop",
+            http="httptools",
+            # Our own canonical line per request replaces the access log,
+            # and logging is configured by the app factory, not uvicorn.
+            access_log=False,
+            log_config=None,
+            timeout_graceful_shutdown=20,
+        )
+        return
     Server(
         target,
         address=host,
@@ -47,6 +64,7 @@ def command_api(host: str | None, port: int | None, workers: int | None) -> None
         host or settings.host,
         port or settings.command_api_port,
         workers or settings.workers,
+        settings.http_server,
     )
 
 
@@ -67,4 +85,5 @@ def query_api(host: str | None, port: int | None, workers: int | None) -> None:
         host or settings.host,
         port or settings.query_api_port,
         workers or settings.workers,
+        settings.http_server,
     )

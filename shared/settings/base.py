@@ -89,6 +89,7 @@ class HttpApiSettings(CommonSettings, frozen=True, kw_only=True):
 
     host: str = "127.0.0.1"
     workers: PositiveInt = 1
+    http_server: Literal["granian", "uvicorn"] = "granian"
     max_body_bytes: PositiveInt = 64 * 1024
     cors_origins: tuple[str, ...] = ()
 
