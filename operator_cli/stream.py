@@ -36,7 +36,7 @@ def ensure(replicas: int) -> None:
             max_reconnect_attempts=3,
         )
         try:
-            config = stream_config_from(settings, replicas=replicas)
+            config = stream_config_from(settings)
             info = await ensure_stream(client.jetstream(), config)
         finally:
             await client.close()

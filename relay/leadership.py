@@ -24,9 +24,12 @@ _log = structlog.get_logger("relay.leadership")
 
 
 class Leadership:
-    def __init__(self, database_url: str, *, connect_timeout: float, check_interval: float) -> None:
+    def __init__(
+        self, database_url: str, *, connect_timeout: float, command_timeout: float, check_interval: float
+    ) -> None:
         self._dsn = plain_dsn(database_url)
         self._connect_timeout = connect_timeout
+        self._command_timeout = command_timeout
         self._check_interval = check_interval
         self.connection: asyncpg.Connection | None = None
         self.wakeup = asyncio.Event()
@@ -54,8 +57,16 @@ class Leadership:
             self.connection = await asyncpg.connect(
                 self._dsn,
                 timeout=self._connect_timeout,
-                # Operators (and tests) find the active relay's process by this name.
-                server_settings={"application_name": f"cqrs-relay-{os.getpid()}"},
+                command_timeout=self._command_timeout,
+                server_settings={
+                    # Operators (and tests) find the active relay's process by this name.
+                    "application_name": f"cqrs-relay-{os.getpid()}",
+                    # If this host vanishes, PostgreSQL ends the session (and frees the
+                    # lock for a standby) within ~11 s instead of the kernel's ~2 h.
+                    "tcp_keepalives_idle": "5",
+                    "tcp_keepalives_interval": "2",
+                    "tcp_keepalives_count": "3",
+                },
             )
         held = bool(await self.connection.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY))
         if held:

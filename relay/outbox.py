@@ -40,12 +40,10 @@ async def delete_published(connection: asyncpg.Connection, positions: list[int])
         await connection.execute(_DELETE, positions)
 
 
-async def sweep_idempotency_records(connection: asyncpg.Connection) -> int:
-    """Delete expired idempotency records in bounded batches; return how many went."""
-    total = 0
-    while True:
-        status = await connection.execute(_SWEEP, SWEEP_BATCH)
-        deleted = int(status.split()[-1])
-        total += deleted
-        if deleted < SWEEP_BATCH:
-            return total
+async def sweep_idempotency_records(connection: asyncpg.Connection, batch: int = SWEEP_BATCH) -> int:
+    """Delete one bounded batch of expired idempotency records; return how many went.
+
+    One batch per call, so a large backlog of expiries never holds up publishing.
+    """
+    status = await connection.execute(_SWEEP, batch)
+    return int(status.split()[-1])

@@ -64,9 +64,10 @@ class EventPublisher:
     timeout_seconds: float = 5.0
     max_in_flight: int = 256
 
+    stop: asyncio.Event | None = None
+
     def subject(self, event: RecordedEvent) -> str:
-        entry = self.registry.by_name(event.event_type)
-        return f"{self.subject_prefix}.{entry.context}.{entry.aggregate}.{event.stream_id}"
+        return self.registry.subject(self.subject_prefix, event.stream_type, str(event.stream_id))
 
     async def publish(self, events: Sequence[RecordedEvent]) -> list[int]:
         """Publish what can be; return the global positions JetStream acknowledged."""
@@ -79,7 +80,12 @@ class EventPublisher:
         async def publish_stream(stream_events: list[RecordedEvent]) -> None:
             async with slots:
                 for event in stream_events:
-                    if not await self._publish_one(event):
+                    try:
+                        published = await self._publish_one(event)
+                    except Exception:  # noqa: BLE001 - one bad event must block only its own stream
+                        _log.exception("cannot publish event", event_id=str(event.event_id))
+                        published = False
+                    if not published:
                         return  # the rest of this stream waits for the next round, in order
                     acked.append(event.global_position)
 
@@ -90,6 +96,8 @@ class EventPublisher:
         subject = self.subject(event)
         headers = event_headers(event)
         for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+            if attempt > 1 and self.stop is not None and self.stop.is_set():
+                return False  # shutting down: the outbox keeps it for the next relay
             try:
                 await self.js.publish(subject, event.data, timeout=self.timeout_seconds, headers=headers)
             except RETRYABLE as error:

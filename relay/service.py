@@ -2,8 +2,9 @@
 
 A row is deleted only after JetStream acknowledged its message, so a crash at
 any point re-publishes at most what was in flight, and JetStream's dedupe
-window (keyed by event id) drops those copies. It wakes on NOTIFY from the
-append function and polls as a fallback; a failed round backs off.
+window (keyed by event id) drops those copies. It wakes on the NOTIFY the
+event store sends after its appends commit, and polls as a fallback; a failed
+round backs off and checks the stream again (NATS may have lost it).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import contextlib
 import time
 
 import asyncpg
+import nats.errors
 import structlog
 from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
 
 from contexts.catalogue import REGISTRY
 from relay.leadership import Leadership
@@ -32,12 +35,12 @@ class Relay:
     def __init__(self, settings: RelaySettings) -> None:
         self.settings = settings
         self.stop = asyncio.Event()
-        self.published_total = 0
         # Set while the relay waits for work with an empty outbox (observability, tests).
         self.idle = asyncio.Event()
         self._leadership = Leadership(
             settings.database_url,
             connect_timeout=settings.database_connect_timeout_seconds,
+            command_timeout=settings.database_command_timeout_seconds,
             check_interval=settings.relay_standby_check_seconds,
         )
         self._nats = NatsConnection(
@@ -54,8 +57,12 @@ class Relay:
                     await self._lead()
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as error:
                     _log.warning("lost the database; standing down", error=type(error).__name__)
+                except nats.errors.Error as error:
+                    _log.warning("NATS failed; standing down to retry", error=type(error).__name__)
                 finally:
                     await self._leadership.release()
+                if not self.stop.is_set():
+                    await self._idle(MAX_BACKOFF_SECONDS, wake_on_notify=False)
         finally:
             await self._nats.close()
 
@@ -79,25 +86,41 @@ class Relay:
             self.idle.clear()
             acked = await publisher.publish(batch)
             await delete_published(connection, acked)
-            self.published_total += len(acked)
             if len(acked) < len(batch):
                 backoff = min(max(backoff * 2, 0.1), MAX_BACKOFF_SECONDS)
                 _log.warning("some events not published; retrying", pending=len(batch) - len(acked))
                 await self._idle(backoff, wake_on_notify=False)
+                await self._ensure_stream(publisher.js)
             else:
                 backoff = 0.0
 
     async def _publisher(self) -> EventPublisher:
         client = await self._wait_for_nats()
         js = client.jetstream(timeout=self.settings.relay_publish_timeout_seconds)
-        await ensure_stream(js, stream_config_from(self.settings))
+        backoff = 0.1
+        while not await self._ensure_stream(js):
+            # JetStream not ready yet (recovering after a restart, no quorum):
+            # the outbox keeps everything meanwhile.
+            if self.stop.is_set():
+                raise TimeoutError("stopped before JetStream was ready")
+            await self._idle(backoff, wake_on_notify=False)
+            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
         return EventPublisher(
             js=js,
             registry=REGISTRY,
             subject_prefix=self.settings.nats_subject_prefix,
             timeout_seconds=self.settings.relay_publish_timeout_seconds,
             max_in_flight=self.settings.relay_max_in_flight,
+            stop=self.stop,
         )
+
+    async def _ensure_stream(self, js: JetStreamContext) -> bool:
+        try:
+            await ensure_stream(js, stream_config_from(self.settings))
+        except (nats.errors.Error, OSError) as error:
+            _log.warning("cannot set up the JetStream stream yet", error=type(error).__name__)
+            return False
+        return True
 
     async def _wait_for_nats(self) -> NatsClient:
         # The outbox keeps every event while NATS is away; nothing is lost by waiting.

@@ -34,6 +34,7 @@ from shared.eventsourcing.store import (
 )
 
 CONSISTENCY_HEADER: Final = "Consistency-Token"
+MAX_BACKOFF_SECONDS: Final = 0.05
 _log = structlog.get_logger("commands")
 _json = msgspec.json.Encoder()
 
@@ -126,7 +127,9 @@ class CommandExecutor:
                 else:
                     return answer
             # Another process wrote in between: back off a little, with jitter, then decide again.
-            await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))  # noqa: S311 - jitter, not security
+            if attempt + 1 < self.max_attempts:
+                backoff = min(MAX_BACKOFF_SECONDS, 0.002 * 2**attempt)
+                await asyncio.sleep(random.uniform(0, backoff))  # noqa: S311 - jitter, not security
         raise CommandConflict("the streams kept changing; retry the request")
 
     def _plan(
@@ -142,7 +145,10 @@ class CommandExecutor:
         writes: list[StreamWrite] = []
         events: list[NewEvent] = []
         versions: dict[UUID, int] = {}
-        for change in changes:
+        # State rows are updated in stream-id order by every process, so two
+        # commands touching the same streams (A->B and B->A transfers) never
+        # lock them in opposite orders and deadlock in PostgreSQL.
+        for change in sorted(changes, key=lambda change: change.stream_id):
             if not change.events:
                 continue
             current = states.get(change.stream_id)

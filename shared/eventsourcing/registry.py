@@ -95,6 +95,11 @@ class EventRegistry:
         converted: msgspec.Struct = msgspec.convert(payload, entry.cls)
         return converted
 
-    def subject(self, prefix: str, event: msgspec.Struct, aggregate_id: str) -> str:
-        entry = self.type_of(event)
-        return f"{prefix}.{entry.context}.{entry.aggregate}.{aggregate_id}"
+    def subject(self, prefix: str, stream_type: str, stream_id: str) -> str:
+        """`<prefix>.<context>.<aggregate>.<id>`, from the stream alone: publishing
+        never needs to know the event's type (a newer type an older relay does
+        not know still goes out)."""
+        for entry in self._by_name.values():
+            if entry.aggregate == stream_type:
+                return f"{prefix}.{entry.context}.{stream_type}.{stream_id}"
+        raise UnknownEventType(f"no context has an aggregate {stream_type!r}")

@@ -73,8 +73,11 @@ class NatsConnection:
                 await self._connect_task
         if self.client is not None and not self.client.is_closed:
             # Drain delivers what is in flight; the timeout bounds a shutdown on a dead link.
-            with contextlib.suppress(Exception):
+            try:
                 await asyncio.wait_for(self.client.drain(), timeout=self._timeout)
+            except Exception:  # noqa: BLE001 - whatever went wrong, the client must still close
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.client.close(), timeout=self._timeout)
 
     async def ping(self) -> None:
         client = self.client

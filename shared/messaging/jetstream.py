@@ -42,11 +42,11 @@ def stream_config(
     )
 
 
-def stream_config_from(settings: CommonSettings, *, replicas: int = 1) -> StreamConfig:
+def stream_config_from(settings: CommonSettings) -> StreamConfig:
     return stream_config(
         settings.nats_stream,
         settings.nats_subject_prefix,
-        replicas=replicas,
+        replicas=settings.nats_stream_replicas,
         max_age_seconds=settings.nats_stream_max_age_seconds,
         max_bytes=settings.nats_stream_max_bytes,
     )
@@ -63,6 +63,7 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> StreamInf
         current.subjects != config.subjects
         or current.duplicate_window != config.duplicate_window
         or current.discard != config.discard
+        or (current.num_replicas or 1) != (config.num_replicas or 1)
         or (current.max_age or 0) != (config.max_age or 0)
         or (current.max_bytes or -1) != (config.max_bytes or -1)
     ):

@@ -68,6 +68,9 @@ class CommonSettings(DatabaseSettings, frozen=True, kw_only=True):
     # bound: the event store is the truth and `cqrs events republish` refills.
     nats_stream_max_age_seconds: Annotated[float, msgspec.Meta(ge=0)] = 0
     nats_stream_max_bytes: Annotated[int, msgspec.Meta(ge=-1)] = -1
+    # 3 on a three-node cluster. Every process that sets the stream up uses it,
+    # so none ever scales the stream down by accident.
+    nats_stream_replicas: Annotated[int, msgspec.Meta(ge=1, le=5)] = 1
 
     redis_url: str
     redis_key_prefix: str = "cqrs:"

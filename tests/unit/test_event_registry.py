@@ -168,7 +168,7 @@ def test_an_encoded_event_is_published_under_its_context_aggregate_and_id() -> N
     """The subject of an account's event is <prefix>.ledger.account.<account id>."""
     event = SAMPLES[MoneyDeposited]
 
-    assert REGISTRY.subject("events", event, str(event.account_id)) == f"events.ledger.account.{ACCOUNT}"
+    assert REGISTRY.subject("events", "account", str(event.account_id)) == f"events.ledger.account.{ACCOUNT}"
 
 
 # --- golden samples ---------------------------------------------------------

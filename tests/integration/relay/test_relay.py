@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from devstack.ports import free_port
 from devstack.servers import EmbeddedNats
 from relay.service import Relay
 from relay.settings import RelaySettings
+from shared.eventsourcing.store import NewEvent, StreamWrite
 from shared.infrastructure.event_store import PostgresEventStore
 from shared.settings import load_settings
 from tests.integration.relay.helpers import (
@@ -166,3 +168,19 @@ async def _holder(database_url: str) -> int | None:
 
 async def _lock_held(database_url: str) -> bool:
     return await _holder(database_url) is not None
+
+
+async def test_an_event_of_an_unknown_aggregate_blocks_only_its_own_stream(
+    store: PostgresEventStore, service_environment: dict[str, str], database_url: str, nats_url: str
+) -> None:
+    """An event this relay cannot route stays in the outbox; every other stream is still published."""
+    unknown = uuid.uuid4()
+    await store.append(
+        [StreamWrite(unknown, "gadget", 0, 1, b"{}")],
+        [NewEvent(uuid.uuid4(), unknown, "gadget", 1, "GadgetBuilt", 1, b"{}")],
+    )
+    total = await append_accounts(store, accounts=3, deposits=2)
+    async with running_relay(service_environment):
+        await wait_until(lambda: _below(database_url, 2), 20, "every known stream is published")
+    assert await outbox_size(database_url) == 1
+    assert_exactly_once_in_order(await delivered(nats_url, service_environment["CQRS_NATS_STREAM"]), total)
