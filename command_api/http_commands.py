@@ -29,6 +29,7 @@ CommandT = TypeVar("CommandT")
 JSON_MEDIA_TYPE: Final = "application/json"
 _FIELD_AT = re.compile(r"- at `\$\.?([^`]*)`")
 _NAMED_FIELD = re.compile(r"field `([^`]+)`")
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
 def _field_of(error: msgspec.ValidationError) -> str:
@@ -94,8 +95,13 @@ def command_context(
         idempotency_key=key,
         correlation_id=str(state.get("correlation_id", "")),
         causation_id=str(state.get("request_id", "")),
-        traceparent=request.headers.get("traceparent"),
+        traceparent=_valid_traceparent(request.headers.get("traceparent")),
     )
+
+
+def _valid_traceparent(value: str | None) -> str | None:
+    """A W3C traceparent, or nothing: a client's header goes into events and NATS headers."""
+    return value if value is not None and _TRACEPARENT.match(value) else None
 
 
 def to_response(answer: Answer) -> Response[bytes]:

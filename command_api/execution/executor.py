@@ -47,6 +47,9 @@ class StreamChange:
     stream_type: str
     events: Sequence[msgspec.Struct]
     state: msgspec.Struct
+    # False for a stream the caller may change but not see (the target of a
+    # transfer to another user): its version stays out of the answer and token.
+    visible_to_caller: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +113,11 @@ class CommandExecutor:
                     return _replay(snapshot.stored_response, context.fingerprint)
                 outcome = decide(snapshot.states)
                 writes, events, versions = self._plan(outcome.changes, snapshot.states, context)
-                token = encode_token(versions)
-                answer = outcome.respond(versions, token)
-                if versions:
+                visible = {c.stream_id for c in outcome.changes if c.visible_to_caller}
+                shown = {stream: version for stream, version in versions.items() if stream in visible}
+                token = encode_token(shown)
+                answer = outcome.respond(shown, token)
+                if shown:
                     answer = _with_header(answer, CONSISTENCY_HEADER, token)
                 record = self._record(context, answer)
                 if not writes and record is None:

@@ -51,11 +51,19 @@ def any_account(states: Mapping[UUID, StreamState], account_id: UUID) -> Account
     return _account_decoder.decode(row.state) if row is not None else None
 
 
-def change(account_id: UUID, state: Account | None, events: list[AccountEvent]) -> StreamChange:
+def change(
+    account_id: UUID, state: Account | None, events: list[AccountEvent], *, visible_to_caller: bool = True
+) -> StreamChange:
     new_state = fold(events, state)
     if new_state is None:  # pragma: no cover - a decider never returns no event with no state
         raise ValueError("no state after the events")
-    return StreamChange(stream_id=account_id, stream_type=AGGREGATE, events=events, state=new_state)
+    return StreamChange(
+        stream_id=account_id,
+        stream_type=AGGREGATE,
+        events=events,
+        state=new_state,
+        visible_to_caller=visible_to_caller,
+    )
 
 
 def success(status: int, body: msgspec.Struct, headers: Mapping[str, str] | None = None) -> Answer:

@@ -25,7 +25,8 @@ class TransferAnswer(msgspec.Struct, frozen=True, kw_only=True):
     from_account_id: UUID
     to_account_id: UUID
     from_version: int
-    to_version: int
+    # Only when the caller may see the receiving account (its own, or an admin).
+    to_version: int | None
     consistency_token: str
 
 

@@ -123,7 +123,8 @@ def decide_transfer(
     sender = _open_account(source)
     receiver = _open_account(target)
     if sender.currency != receiver.currency:
-        raise CurrencyMismatch(f"cannot transfer {sender.currency} to an account in {receiver.currency}")
+        # Says nothing of the receiving account's currency: it may be another user's.
+        raise CurrencyMismatch("the two accounts are in different currencies")
     _check_amount(command.amount)
     _check_funds(sender, command.amount)
     if receiver.balance + command.amount > MAX_BALANCE:

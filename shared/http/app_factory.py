@@ -33,7 +33,7 @@ def token_verifier(settings: HttpApiSettings) -> AccessTokenVerifier:
     """The verifier of the settings' key, parsed once per app."""
     return AccessTokenVerifier(
         algorithm=settings.jwt_algorithm,
-        signing_key=settings.jwt_private_key.reveal(),
+        signing_key=settings.signing_key.reveal(),
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         leeway_seconds=settings.jwt_leeway_seconds,

@@ -32,7 +32,9 @@ _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 class ProcessSettings(msgspec.Struct, frozen=True, kw_only=True):
     """What every process has: its profile and how it logs."""
 
-    profile: Profile = "dev"
+    # Unset means "not declared": it behaves as dev for logging and such, but
+    # never unlocks the committed development key (see HttpApiSettings).
+    profile: Profile | None = None
     log_level: LogLevel = "info"
     log_format: LogFormat = "auto"
     debug: bool = False
@@ -97,18 +99,30 @@ class HttpApiSettings(CommonSettings, frozen=True, kw_only=True):
     cors_origins: tuple[str, ...] = ()
 
     jwt_algorithm: JwtAlgorithm = "EdDSA"
-    jwt_private_key: Secret = msgspec.field(default_factory=lambda: Secret(DEV_JWT_PRIVATE_KEY))
+    jwt_private_key: Secret | None = None
     jwt_issuer: str = "cqrs-platform"
     jwt_audience: str = "cqrs-api"
     jwt_leeway_seconds: Annotated[int, msgspec.Meta(ge=0, le=30)] = 10
 
+    @property
+    def signing_key(self) -> Secret:
+        """The configured key; the development key only where dev or test was declared."""
+        if self.jwt_private_key is not None:
+            return self.jwt_private_key
+        return Secret(DEV_JWT_PRIVATE_KEY)
+
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.jwt_private_key is None and self.profile not in ("dev", "test"):
+            raise ValueError(
+                f"{env_var_name('jwt_private_key')} is required unless "
+                f"{env_var_name('profile')} is dev or test (which use the development key)"
+            )
         if self.profile != "prod":
             return
         if "*" in self.cors_origins:
             raise ValueError(f"{env_var_name('cors_origins')} may not be '*' in the prod profile")
-        if self.jwt_private_key.reveal().strip() == DEV_JWT_PRIVATE_KEY.strip():
+        if self.signing_key.reveal().strip() == DEV_JWT_PRIVATE_KEY.strip():
             raise ValueError(
                 f"{env_var_name('jwt_private_key')} is the development key; "
                 "the prod profile needs a key of its own"

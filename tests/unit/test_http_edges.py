@@ -26,6 +26,7 @@ AppFactory = Callable[[], Any]
 def _unreachable() -> dict[str, Any]:
     # Free ports nobody listens on: every dependency is down.
     return {
+        "profile": "test",
         "database_url": f"postgresql://postgres@127.0.0.1:{free_port()}/none",
         "nats_urls": (f"nats://127.0.0.1:{free_port()}",),
         "redis_url": f"redis://127.0.0.1:{free_port()}/0",

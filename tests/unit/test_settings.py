@@ -12,6 +12,7 @@ from shared.settings import DatabaseSettings, Secret, SettingsError, load_settin
 from shared.settings.dev_keys import DEV_JWT_PRIVATE_KEY
 
 BASE = {
+    "CQRS_PROFILE": "dev",
     "CQRS_DATABASE_URL": "postgresql://db.internal:5432/cqrs",
     "CQRS_NATS_URLS": "nats://n1:4222, nats://n2:4222",
     "CQRS_REDIS_URL": "redis://cache:6379/0",
@@ -33,11 +34,20 @@ def test_defaults_apply_when_a_variable_is_unset() -> None:
     """An unset optional variable takes its documented default."""
     settings = load_settings(CommandApiSettings, BASE)
     assert settings.command_api_port == 8000
-    assert settings.profile == "dev"
     assert settings.nats_stream == "EVENTS"
+    assert settings.signing_key.reveal() == DEV_JWT_PRIVATE_KEY
 
 
-@pytest.mark.parametrize("missing", sorted(BASE))
+def test_the_development_key_needs_a_declared_dev_or_test_profile() -> None:
+    """Without CQRS_PROFILE=dev or test, the signing key must be configured: no silent dev key."""
+    undeclared = {k: v for k, v in BASE.items() if k != "CQRS_PROFILE"}
+    with pytest.raises(SettingsError, match="CQRS_JWT_PRIVATE_KEY is required"):
+        load_settings(CommandApiSettings, undeclared)
+    configured = load_settings(CommandApiSettings, {**undeclared, "CQRS_JWT_PRIVATE_KEY": PROD_KEY})
+    assert configured.signing_key.reveal() == PROD_KEY
+
+
+@pytest.mark.parametrize("missing", sorted(set(BASE) - {"CQRS_PROFILE"}))
 def test_a_missing_required_value_names_the_variable(missing: str) -> None:
     """A required variable that is unset stops start-up with its name in the message."""
     env = {k: v for k, v in BASE.items() if k != missing}

@@ -41,8 +41,13 @@ def plan(body: TransferBody, principal: Principal) -> Plan:
             source = account_of(states, source_id, principal)
             target = any_account(states, target_id)
             sent, received = decider.decide_transfer(source, target, command)
+            # Another user's account may receive money, but its version is not the caller's to see.
+            target_visible = target is not None and principal.may_act_for(target.owner_id)
             return Outcome(
-                [change(source_id, source, sent), change(target_id, target, received)],
+                [
+                    change(source_id, source, sent),
+                    change(target_id, target, received, visible_to_caller=target_visible),
+                ],
                 lambda versions, token: success(
                     201,
                     TransferAnswer(
@@ -50,7 +55,7 @@ def plan(body: TransferBody, principal: Principal) -> Plan:
                         from_account_id=source_id,
                         to_account_id=target_id,
                         from_version=versions[source_id],
-                        to_version=versions[target_id],
+                        to_version=versions.get(target_id),
                         consistency_token=token,
                     ),
                 ),
