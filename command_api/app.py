@@ -58,8 +58,9 @@ def create_app(settings: CommandApiSettings) -> RequestContextMiddleware:
         process_name=PROCESS_NAME,
         settings=settings,
         route_handlers=[v1],
+        # What the command API uses today; Redis joins with the rate limits.
+        readiness_checks=("postgres",),
         state_from_resources=runtime_of,
-        verifier=verifier,
     )
 
 

@@ -21,6 +21,7 @@ def create_app(settings: QueryApiSettings) -> RequestContextMiddleware:
         settings=settings,
         route_handlers=[],
         database_url=settings.effective_read_database_url,
+        readiness_checks=("postgres", "nats", "redis"),
     )
 
 

@@ -48,16 +48,14 @@ def create_http_app(
     settings: HttpApiSettings,
     route_handlers: Sequence[ControllerRouterHandler],
     database_url: str | None = None,
+    readiness_checks: Sequence[str],
     state_from_resources: Callable[[Resources], Mapping[str, Any]] | None = None,
-    verifier: AccessTokenVerifier | None = None,
 ) -> RequestContextMiddleware:
     """Build a litestar app with the parts every API has, wrapped for request context.
 
     The wrapping is outside litestar on purpose: litestar runs middleware only
     for matched routes, and a 404 or 405 must still get a request id and a log line.
     """
-
-    verifier = verifier or token_verifier(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -72,7 +70,7 @@ def create_http_app(
 
     def dependency_checks(state: State) -> list[Any]:
         resources: Resources = state.resources
-        return resources.dependency_checks()
+        return resources.dependency_checks(readiness_checks)
 
     prometheus = PrometheusConfig(
         app_name=process_name,
@@ -88,8 +86,6 @@ def create_http_app(
             *route_handlers,
         ],
         lifespan=[lifespan],
-        # Parsed once here, not per request: the key a token is verified with.
-        state=State({"token_verifier": verifier}),
         middleware=[prometheus.middleware],
         plugins=[problem_details_plugin()],
         exception_handlers={

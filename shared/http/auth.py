@@ -29,8 +29,3 @@ def authenticate(request: Request[Any, Any, Any], verifier: AccessTokenVerifier)
         return verifier.verify(token.strip())
     except InvalidToken as exc:
         raise _unauthorized(str(exc).capitalize() + ".", "invalid_token") from exc
-
-
-async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
-    verifier: AccessTokenVerifier = request.app.state.token_verifier
-    return authenticate(request, verifier)

@@ -72,7 +72,7 @@ def health_router(checks_of: Callable[[State], Sequence[DependencyCheck]], timeo
     @get(
         "/ready",
         summary="Every dependency answers",
-        description="200 when PostgreSQL, NATS and Redis answer; else 503 naming the ones that failed.",
+        description="200 when every server this process uses answers; else 503 naming the ones that failed.",
         responses={
             HTTP_503_SERVICE_UNAVAILABLE: ResponseSpec(
                 data_container=Readiness,

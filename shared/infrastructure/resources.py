@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import asyncpg
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.http.health import DependencyCheck
 from shared.infrastructure import postgres
@@ -19,20 +18,22 @@ from shared.settings import CommonSettings
 
 @dataclass(frozen=True, slots=True)
 class Resources:
-    engine: AsyncEngine
     pool: asyncpg.Pool
     redis: Redis
     nats: NatsConnection
 
-    def dependency_checks(self) -> list[DependencyCheck]:
+    def dependency_checks(self, names: Sequence[str]) -> list[DependencyCheck]:
+        """Checks of the named dependencies: each process is ready when what IT uses answers."""
+
         async def redis_ping() -> None:
             await self.redis.ping()
 
-        return [
-            DependencyCheck("postgres", lambda: postgres.ping(self.pool, timeout_seconds=5)),
-            DependencyCheck("nats", self.nats.ping),
-            DependencyCheck("redis", redis_ping),
-        ]
+        checks = {
+            "postgres": DependencyCheck("postgres", lambda: postgres.ping(self.pool, timeout_seconds=5)),
+            "nats": DependencyCheck("nats", self.nats.ping),
+            "redis": DependencyCheck("redis", redis_ping),
+        }
+        return [checks[name] for name in names]
 
 
 @contextlib.asynccontextmanager
@@ -48,14 +49,6 @@ async def open_resources(
         command_timeout_seconds=settings.database_command_timeout_seconds,
     )
     pool = await postgres.create_pool(pool_settings)
-    # The engine serves SQLAlchemy Core queries (few); it connects only when used.
-    engine = postgres.create_engine(
-        pool_settings.url,
-        application_name=process_name,
-        pool_size=2,
-        connect_timeout_seconds=settings.database_connect_timeout_seconds,
-        command_timeout_seconds=settings.database_command_timeout_seconds,
-    )
     redis = create_redis(settings.redis_url, timeout_seconds=settings.redis_timeout_seconds)
     nats = NatsConnection(
         settings.nats_urls,
@@ -64,9 +57,8 @@ async def open_resources(
     )
     await nats.start()
     try:
-        yield Resources(engine=engine, pool=pool, redis=redis, nats=nats)
+        yield Resources(pool=pool, redis=redis, nats=nats)
     finally:
         await nats.close()
         await redis.aclose()
-        await engine.dispose()
         await postgres.close_pool(pool, settings.database_connect_timeout_seconds)
