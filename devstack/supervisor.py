@@ -19,13 +19,11 @@ from http import HTTPStatus
 from pathlib import Path
 from types import FrameType
 
-import nats
-
 from devstack.ports import LOOPBACK, is_free
 from devstack.processes import ManagedProcess, pass_through_environment, pidfile_path
 from devstack.stack import EmbeddedStack, RequestedPorts, StackUrls, wipe
 from shared.db import migrate
-from shared.messaging.jetstream import ensure_stream, stream_config_from
+from shared.messaging.jetstream import ensure_stream_once
 from shared.settings import CommonSettings, load_settings
 
 Echo = Callable[[str], None]
@@ -80,7 +78,7 @@ def run_dev(options: DevOptions, environ: Mapping[str, str], echo: Echo) -> int:
         env = _process_environment(environ, urls)
         settings = load_settings(CommonSettings, env)
         migrate.upgrade(urls.database_url)
-        asyncio.run(_ensure_stream(settings))
+        asyncio.run(ensure_stream_once(settings))
 
         def spawn(command: str, *arguments: str) -> ManagedProcess:
             child = ManagedProcess(
@@ -133,21 +131,6 @@ def _process_environment(environ: Mapping[str, str], urls: StackUrls) -> dict[st
             "CQRS_REDIS_URL": urls.redis_url,
         }
     )
-
-
-async def _ensure_stream(settings: CommonSettings) -> None:
-    client = await nats.connect(
-        servers=list(settings.nats_urls),
-        connect_timeout=settings.nats_connect_timeout_seconds,
-        max_reconnect_attempts=3,
-    )
-    try:
-        await ensure_stream(
-            client.jetstream(),
-            stream_config_from(settings),
-        )
-    finally:
-        await client.close()
 
 
 def _wait_http_ready(process: HttpProcess, child: ManagedProcess, timeout: float) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import alembic.util
 import click
 
 from operator_cli.settings_option import settings_or_exit
@@ -23,10 +24,16 @@ def migrate(revision: str) -> None:
     """Apply the database migrations; running it again changes nothing."""
     settings = settings_or_exit(DatabaseSettings)
     before = asyncio.run(migrations.current_revision(settings.database_url))
-    if revision == "head" or before is None:
-        migrations.upgrade(settings.database_url, revision)
-    else:
-        migrations.downgrade(settings.database_url, revision)
+    target = migrations.head_revision() if revision == "head" else revision
+    try:
+        if target == before:
+            pass
+        elif migrations.is_after(target, before):
+            migrations.upgrade(settings.database_url, target)
+        else:
+            migrations.downgrade(settings.database_url, target)
+    except alembic.util.CommandError as error:
+        raise click.ClickException(f"migration: {error}") from error
     after = asyncio.run(migrations.current_revision(settings.database_url))
     if before == after:
         click.echo(f"database already at {after}; nothing to do")

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import click
-import nats
 
 from operator_cli.settings_option import settings_or_exit
-from shared.messaging.jetstream import ensure_stream, stream_config_from
+from shared.messaging.jetstream import ensure_stream_once
 from shared.settings import CommonSettings
 
 
@@ -18,28 +17,8 @@ def stream() -> None:
 
 
 @stream.command("ensure")
-@click.option(
-    "--replicas",
-    type=int,
-    default=1,
-    show_default=True,
-    help="Stream replicas (3 on a NATS cluster).",
-)
-def ensure(replicas: int) -> None:
-    """Create the stream, or update it when its configuration changed."""
+def ensure() -> None:
+    """Create the stream, or update it to the CQRS_NATS_STREAM_* settings."""
     settings = settings_or_exit(CommonSettings)
-
-    async def run() -> None:
-        client = await nats.connect(
-            servers=list(settings.nats_urls),
-            connect_timeout=settings.nats_connect_timeout_seconds,
-            max_reconnect_attempts=3,
-        )
-        try:
-            config = stream_config_from(settings)
-            info = await ensure_stream(client.jetstream(), config)
-        finally:
-            await client.close()
-        click.echo(f"stream {info.config.name} ready: subjects {', '.join(info.config.subjects or [])}")
-
-    asyncio.run(run())
+    info = asyncio.run(ensure_stream_once(settings))
+    click.echo(f"stream {info.config.name} ready: subjects {', '.join(info.config.subjects or [])}")

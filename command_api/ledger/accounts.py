@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Final
 from uuid import UUID
 
 import msgspec
 
-from command_api.execution.executor import Answer, Outcome, StreamChange
+from command_api.execution.executor import Answer, Decide, Outcome, StreamChange
 from contexts.ledger import errors
 from contexts.ledger.decider import Account, fold
 from contexts.ledger.events import AGGREGATE, AccountEvent
@@ -83,8 +83,13 @@ def refusal(error: errors.LedgerError) -> Outcome:
     return Outcome(changes=[], respond=lambda versions, token: answer)
 
 
-def deciding(decide: Callable[[], Outcome]) -> Outcome:
-    try:
-        return decide()
-    except errors.LedgerError as error:
-        return refusal(error)
+def answering_refusals(decide: Decide) -> Decide:
+    """Turn a ledger refusal raised while deciding into a stored problem answer."""
+
+    def decide_or_refuse(states: Mapping[UUID, StreamState]) -> Outcome:
+        try:
+            return decide(states)
+        except errors.LedgerError as error:
+            return refusal(error)
+
+    return decide_or_refuse

@@ -32,6 +32,14 @@ def head_revision() -> str:
     return head
 
 
+def is_after(revision: str, other: str | None) -> bool:
+    """Whether `revision` comes after `other` (None: an empty database) in the history."""
+    script = ScriptDirectory.from_config(alembic_config("postgresql://unused"))
+    if other is None:
+        return True
+    return any(step.revision == other for step in script.iterate_revisions(revision, "base"))
+
+
 def upgrade(database_url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(database_url), revision)
 

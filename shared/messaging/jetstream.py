@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
+import nats
 from nats.js import JetStreamContext
 from nats.js.api import (
     DiscardPolicy,
@@ -69,3 +70,16 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> StreamInf
     ):
         return await js.update_stream(config)
     return info
+
+
+async def ensure_stream_once(settings: CommonSettings) -> StreamInfo:
+    """Connect, set the stream up as the settings say, disconnect: for one-shot tools."""
+    client = await nats.connect(
+        servers=list(settings.nats_urls),
+        connect_timeout=settings.nats_connect_timeout_seconds,
+        max_reconnect_attempts=3,
+    )
+    try:
+        return await ensure_stream(client.jetstream(), stream_config_from(settings))
+    finally:
+        await client.close()

@@ -96,3 +96,19 @@ async def test_a_stream_version_is_taken_only_once(database_url: str) -> None:
             await connection.execute(insert, uuid.uuid4(), stream_id)
     finally:
         await connection.close()
+
+
+def test_cqrs_migrate_to_goes_either_way(empty_database_url: str) -> None:
+    """`cqrs migrate --to REV` upgrades to a newer revision and downgrades to an older one."""
+    env = {**os.environ, "CQRS_DATABASE_URL": empty_database_url, "CQRS_LOG_FORMAT": "json"}
+
+    def migrate_to(revision: str) -> str | None:
+        command = [sys.executable, "-m", "operator_cli", "migrate", "--to", revision]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode == 0, result.stderr
+        return asyncio.run(migrate.current_revision(empty_database_url))
+
+    assert migrate_to("0001_foundation") == "0001_foundation"
+    assert migrate_to("0002_append_function") == "0002_append_function"
+    assert migrate_to("0001_foundation") == "0001_foundation"
+    assert migrate_to("head") == migrate.head_revision()

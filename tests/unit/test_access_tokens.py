@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import time
 import uuid
 
@@ -43,6 +47,28 @@ def test_a_valid_token_gives_its_principal() -> None:
     assert principal.tier == "pro"
 
 
+_CLAIMS = {"sub": str(uuid.uuid4()), "iss": ISSUER, "aud": AUDIENCE, "iat": int(time.time()), "exp": 2**40}
+_AT_JWT = {"typ": "at+jwt"}
+_PUBLIC_PEM = (
+    serialization.load_pem_private_key(DEV_JWT_PRIVATE_KEY.encode(), password=None)
+    .public_key()
+    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _handmade(alg: str, claims: dict[str, object], hmac_key: bytes | None = None) -> str:
+    """A token PyJWT would refuse to make: unsigned, or HMAC-keyed with a PEM."""
+    signing_input = (
+        f"{_b64(json.dumps({'alg': alg, 'typ': 'at+jwt'}).encode())}.{_b64(json.dumps(claims).encode())}"
+    )
+    signature = _b64(hmac.new(hmac_key, signing_input.encode(), hashlib.sha256).digest()) if hmac_key else ""
+    return f"{signing_input}.{signature}"
+
+
 @pytest.mark.parametrize(
     "token",
     [
@@ -50,14 +76,14 @@ def test_a_valid_token_gives_its_principal() -> None:
         mint(overrides={"aud": "someone-else"}),
         mint(overrides={"iss": "someone-else"}),
         mint(headers={"typ": "JWT"}),
-        jwt.encode(
-            {"sub": str(uuid.uuid4()), "iss": ISSUER, "aud": AUDIENCE, "exp": 2**40},
-            "x" * 32,
-            algorithm="HS256",
-        ),
+        # Right type and claims, wrong algorithm: refused by the pinned algorithm.
+        jwt.encode(_CLAIMS, "x" * 32, algorithm="HS256", headers=_AT_JWT),
+        # Key confusion: HMAC keyed with the public key a verifier might hold.
+        _handmade("HS256", _CLAIMS, hmac_key=_PUBLIC_PEM),
+        _handmade("none", _CLAIMS),
         "not-a-jwt",
     ],
-    ids=["expired", "audience", "issuer", "typ", "hs256", "garbage"],
+    ids=["expired", "audience", "issuer", "typ", "hs256", "key-confusion", "alg-none", "garbage"],
 )
 def test_bad_tokens_are_refused(token: str) -> None:
     """Expired, foreign, mistyped, differently signed or malformed tokens are refused."""

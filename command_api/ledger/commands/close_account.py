@@ -12,7 +12,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from command_api.execution.executor import Outcome
-from command_api.ledger.accounts import account_of, change, deciding, success
+from command_api.ledger.accounts import account_of, answering_refusals, change, success
 from command_api.ledger.answers import AccountClosedAnswer
 from command_api.ledger.bodies import EmptyBody
 from command_api.runtime import CommandRuntime, Plan
@@ -27,21 +27,19 @@ _decoder = msgspec.json.Decoder(EmptyBody)
 def plan(account_id: UUID, principal: Principal) -> Plan:
     command = CloseAccount(account_id=account_id)
 
+    @answering_refusals
     def decide(states: Mapping[UUID, StreamState]) -> Outcome:
-        def run() -> Outcome:
-            account = account_of(states, account_id, principal)
-            events = decider.decide(account, command)
-            return Outcome(
-                [change(account_id, account, events)],
-                lambda versions, token: success(
-                    200,
-                    AccountClosedAnswer(
-                        account_id=account_id, version=versions[account_id], consistency_token=token
-                    ),
+        account = account_of(states, account_id, principal)
+        events = decider.decide(account, command)
+        return Outcome(
+            [change(account_id, account, events)],
+            lambda versions, token: success(
+                200,
+                AccountClosedAnswer(
+                    account_id=account_id, version=versions[account_id], consistency_token=token
                 ),
-            )
-
-        return deciding(run)
+            ),
+        )
 
     return [account_id], decide
 

@@ -8,7 +8,7 @@ from uuid import UUID
 from uuid_utils.compat import uuid7
 
 from command_api.execution.executor import Outcome
-from command_api.ledger.accounts import account_of, change, deciding, success
+from command_api.ledger.accounts import account_of, answering_refusals, change, success
 from command_api.ledger.answers import EntryRecordedAnswer
 from command_api.ledger.bodies import EntryBody
 from command_api.runtime import Plan
@@ -26,23 +26,21 @@ def plan_entry(
         account_id=account_id, entry_id=entry_id, amount=body.amount, reference=body.reference
     )
 
+    @answering_refusals
     def decide(states: Mapping[UUID, StreamState]) -> Outcome:
-        def run() -> Outcome:
-            account = account_of(states, account_id, principal)
-            events = decider.decide(account, command)
-            return Outcome(
-                [change(account_id, account, events)],
-                lambda versions, token: success(
-                    201,
-                    EntryRecordedAnswer(
-                        entry_id=entry_id,
-                        account_id=account_id,
-                        version=versions[account_id],
-                        consistency_token=token,
-                    ),
+        account = account_of(states, account_id, principal)
+        events = decider.decide(account, command)
+        return Outcome(
+            [change(account_id, account, events)],
+            lambda versions, token: success(
+                201,
+                EntryRecordedAnswer(
+                    entry_id=entry_id,
+                    account_id=account_id,
+                    version=versions[account_id],
+                    consistency_token=token,
                 ),
-            )
-
-        return deciding(run)
+            ),
+        )
 
     return [account_id], decide

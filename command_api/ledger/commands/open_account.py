@@ -12,7 +12,7 @@ from litestar.di import NamedDependency
 from uuid_utils.compat import uuid7
 
 from command_api.execution.executor import Outcome
-from command_api.ledger.accounts import any_account, change, deciding, success
+from command_api.ledger.accounts import answering_refusals, any_account, change, success
 from command_api.ledger.answers import AccountOpenedAnswer
 from command_api.ledger.bodies import OpenAccountBody
 from command_api.runtime import CommandRuntime, Plan
@@ -30,21 +30,19 @@ def plan(body: OpenAccountBody, principal: Principal) -> Plan:
         account_id=account_id, owner_id=principal.user_id, currency=body.currency, name=body.name
     )
 
+    @answering_refusals
     def decide(states: Mapping[UUID, StreamState]) -> Outcome:
-        def run() -> Outcome:
-            events = decider.decide(any_account(states, account_id), command)
-            return Outcome(
-                [change(account_id, None, events)],
-                lambda versions, token: success(
-                    201,
-                    AccountOpenedAnswer(
-                        account_id=account_id, version=versions[account_id], consistency_token=token
-                    ),
-                    {"Location": f"/v1/accounts/{account_id}"},
+        events = decider.decide(any_account(states, account_id), command)
+        return Outcome(
+            [change(account_id, None, events)],
+            lambda versions, token: success(
+                201,
+                AccountOpenedAnswer(
+                    account_id=account_id, version=versions[account_id], consistency_token=token
                 ),
-            )
-
-        return deciding(run)
+                {"Location": f"/v1/accounts/{account_id}"},
+            ),
+        )
 
     return [account_id], decide
 

@@ -12,7 +12,7 @@ from litestar.di import NamedDependency
 from uuid_utils.compat import uuid7
 
 from command_api.execution.executor import Outcome
-from command_api.ledger.accounts import account_of, any_account, change, deciding, success
+from command_api.ledger.accounts import account_of, answering_refusals, any_account, change, success
 from command_api.ledger.answers import TransferAnswer
 from command_api.ledger.bodies import TransferBody
 from command_api.runtime import CommandRuntime, Plan
@@ -35,33 +35,31 @@ def plan(body: TransferBody, principal: Principal) -> Plan:
         reference=body.reference,
     )
 
+    @answering_refusals
     def decide(states: Mapping[UUID, StreamState]) -> Outcome:
-        def run() -> Outcome:
-            # The caller must own the source; the target may be anyone's account.
-            source = account_of(states, source_id, principal)
-            target = any_account(states, target_id)
-            sent, received = decider.decide_transfer(source, target, command)
-            # Another user's account may receive money, but its version is not the caller's to see.
-            target_visible = target is not None and principal.may_act_for(target.owner_id)
-            return Outcome(
-                [
-                    change(source_id, source, sent),
-                    change(target_id, target, received, visible_to_caller=target_visible),
-                ],
-                lambda versions, token: success(
-                    201,
-                    TransferAnswer(
-                        transfer_id=transfer_id,
-                        from_account_id=source_id,
-                        to_account_id=target_id,
-                        from_version=versions[source_id],
-                        to_version=versions.get(target_id),
-                        consistency_token=token,
-                    ),
+        # The caller must own the source; the target may be anyone's account.
+        source = account_of(states, source_id, principal)
+        target = any_account(states, target_id)
+        sent, received = decider.decide_transfer(source, target, command)
+        # Another user's account may receive money, but its version is not the caller's to see.
+        target_visible = target is not None and principal.may_act_for(target.owner_id)
+        return Outcome(
+            [
+                change(source_id, source, sent),
+                change(target_id, target, received, visible_to_caller=target_visible),
+            ],
+            lambda versions, token: success(
+                201,
+                TransferAnswer(
+                    transfer_id=transfer_id,
+                    from_account_id=source_id,
+                    to_account_id=target_id,
+                    from_version=versions[source_id],
+                    to_version=versions.get(target_id),
+                    consistency_token=token,
                 ),
-            )
-
-        return deciding(run)
+            ),
+        )
 
     return [source_id, target_id], decide
 
