@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Callable
 from typing import Final
 
 import asyncpg
@@ -34,10 +35,11 @@ class Leadership:
         self.connection: asyncpg.Connection | None = None
         self.wakeup = asyncio.Event()
 
-    async def acquire(self, stop: asyncio.Event) -> bool:
+    async def acquire(self, stop: asyncio.Event, heartbeat: Callable[[], None] = lambda: None) -> bool:
         """Wait until this relay holds the lock (True) or `stop` is set (False)."""
         announced = False
         while not stop.is_set():
+            heartbeat()
             try:
                 if await self._try_acquire():
                     _log.info("relay is active")

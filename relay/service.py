@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from pathlib import Path
 
 import asyncpg
 import nats.errors
@@ -51,7 +52,7 @@ class Relay:
         await self._nats.start()
         try:
             while not self.stop.is_set():
-                if not await self._leadership.acquire(self.stop):
+                if not await self._leadership.acquire(self.stop, self._heartbeat):
                     break
                 try:
                     await self._lead()
@@ -72,6 +73,7 @@ class Relay:
         backoff = 0.0
         next_sweep = 0.0
         while not self.stop.is_set() and self._leadership.is_held() and connection is not None:
+            self._heartbeat()
             if time.monotonic() >= next_sweep:
                 swept = await sweep_idempotency_records(connection)
                 if swept:
@@ -93,6 +95,10 @@ class Relay:
                 await self._ensure_stream(publisher.js)
             else:
                 backoff = 0.0
+
+    def _heartbeat(self) -> None:
+        if self.settings.relay_heartbeat_path:
+            Path(self.settings.relay_heartbeat_path).touch()
 
     async def _publisher(self) -> EventPublisher:
         client = await self._wait_for_nats()

@@ -17,3 +17,6 @@ class RelaySettings(CommonSettings, frozen=True, kw_only=True):
     relay_poll_interval_seconds: Seconds = 1.0
     relay_standby_check_seconds: Seconds = 1.0
     idempotency_sweep_interval_seconds: Seconds = 60.0
+    # Touched on every round, active or standing by: a container health check
+    # reads its age (until the relay serves /health on a port of its own).
+    relay_heartbeat_path: str | None = None

@@ -184,3 +184,19 @@ async def test_an_event_of_an_unknown_aggregate_blocks_only_its_own_stream(
         await wait_until(lambda: _below(database_url, 2), 20, "every known stream is published")
     assert await outbox_size(database_url) == 1
     assert_exactly_once_in_order(await delivered(nats_url, service_environment["CQRS_NATS_STREAM"]), total)
+
+
+async def test_the_relay_touches_its_heartbeat_while_running(
+    service_environment: dict[str, str], tmp_path: Path
+) -> None:
+    """With a heartbeat path set, the relay keeps that file fresh (the container health check reads it)."""
+    heartbeat = tmp_path / "relay.alive"
+    environment = {**service_environment, "CQRS_RELAY_HEARTBEAT_PATH": str(heartbeat)}
+    async with running_relay(environment) as relay:
+        await asyncio.wait_for(relay.idle.wait(), 10)
+        first = heartbeat.stat().st_mtime_ns
+        await wait_until(lambda: _touched_after(heartbeat, first), 10, "the heartbeat is touched again")
+
+
+async def _touched_after(path: Path, mtime_ns: int) -> bool:
+    return path.stat().st_mtime_ns > mtime_ns  # noqa: ASYNC240 - one stat of a local temp file
