@@ -1228,23 +1228,26 @@ def limits_paragraph(report: Report) -> list[str]:
     long_ratio = report.long.rate / report.short.rate
     ceiling_cpu = report.ceiling.cpu.describe() if report.ceiling.cpu else ""
     short_cpu = report.short.cpu.describe() if report.short.cpu else ""
+    api_us_per_request = (report.short.cpu.api / report.short.rate * 1e6) if report.short.cpu else 0.0
     return [
         "What limits each figure:",
         "",
         f"- **Ceiling** ({report.ceiling.rate:,.0f} txn/s): two round trips per deposit (the load query, "
         "then `cqrs_append`, an autocommit transaction with a synchronous commit) from one Python "
-        f"process; the asyncpg client and PostgreSQL share the 2 cores ({ceiling_cpu}). The cores are not "
-        "saturated: every append also calls `pg_notify`, and PostgreSQL holds the notification queue's "
-        "lock from before the commit until after it is flushed, so the commits of concurrent appends "
-        "queue one behind another instead of sharing a WAL flush. Conflicts (CQ002, retried) come from "
+        f"process; the asyncpg client and PostgreSQL share the 2 cores ({ceiling_cpu}); each commit "
+        "waits for its WAL flush (fdatasync). The NOTIFY for the relay is not part of this work: "
+        "the event store sends one, coalesced, after its appends commit (inside the transaction it "
+        "serialised every commit "
+        "and halved this ceiling; migration 0003). Conflicts (CQ002, retried) come from "
         f"{report.options.connections} connections on randomly chosen accounts with no lock of their own; "
         "the API's conflicts are between its workers (within one, per-account locks queue requests).",
         f"- **HTTP** ({report.short.rate:,.0f} req/s, {http_ratio:.0%} of the ceiling): the load generator, "
         f"{report.options.workers} API workers and PostgreSQL share 2 cores ({short_cpu}); the API "
         "workers take the largest share. On top of the same two statements each request costs HTTP "
-        "parsing (granian), litestar routing, dependency injection and middleware (request context, "
-        "Prometheus), body decoding and the answer's encoding, and SQLAlchemy's pool checkout twice."
-        + pool_sentence(report),
+        f"parsing ({report.options.server}), litestar routing and middleware (request context, "
+        "Prometheus), token verification (cached), body decoding and the answer's encoding, the "
+        "executor's per-stream lock and the event loop around two asyncpg round trips: about "
+        f"{api_us_per_request:,.0f} µs of API CPU per request." + pool_sentence(report),
         f"- **Long streams** ({long_ratio:.0%} of short): a command reads the state row, never the stream, "
         "so a stream's length only reaches the `(stream_id, version)` index of `events`, "
         "and what remains of the difference is mostly run-to-run noise.",

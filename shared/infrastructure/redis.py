@@ -9,7 +9,7 @@ from redis.retry import Retry
 
 def create_redis(url: str, *, timeout_seconds: float, max_connections: int = 64) -> Redis:
     # A blocking pool waits for a free connection instead of failing a request
-    # when the pool is exhausted (ceilings.md: the plain pool gave 500s).
+    # when the pool is exhausted (measured by the team: a plain pool gave 500s).
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
