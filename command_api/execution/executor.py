@@ -101,13 +101,16 @@ class CommandExecutor:
     idempotency_ttl: timedelta = timedelta(hours=24)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     locks: KeyedLocks = field(default_factory=KeyedLocks)
+    # How long a command queues behind others on the same stream in this process;
+    # past it the API answers 503 with Retry-After (a TimeoutError) instead of piling up.
+    lock_timeout_seconds: float = 5.0
 
     async def execute(self, context: CommandContext, stream_ids: Sequence[UUID], decide: Decide) -> Answer:
         lookup = (
             IdempotencyLookup(context.principal, context.idempotency_key) if context.idempotency_key else None
         )
         for attempt in range(self.max_attempts):
-            async with self.locks.hold(stream_ids):
+            async with self.locks.hold(stream_ids, self.lock_timeout_seconds):
                 snapshot = await self.store.load(stream_ids, lookup)
                 if snapshot.stored_response is not None:
                     return _replay(snapshot.stored_response, context.fingerprint)

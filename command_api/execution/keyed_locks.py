@@ -19,14 +19,16 @@ class KeyedLocks:
         self._users: dict[UUID, int] = {}
 
     @contextlib.asynccontextmanager
-    async def hold(self, keys: Iterable[UUID]) -> AsyncIterator[None]:
+    async def hold(self, keys: Iterable[UUID], timeout_seconds: float | None = None) -> AsyncIterator[None]:
+        """Hold the locks of all keys; TimeoutError if they are not all free in time."""
         ordered = sorted(set(keys))
         async with contextlib.AsyncExitStack() as stack:
-            for key in ordered:
-                lock = self._locks.setdefault(key, asyncio.Lock())
-                self._users[key] = self._users.get(key, 0) + 1
-                stack.callback(self._release_user, key)
-                await stack.enter_async_context(lock)
+            async with asyncio.timeout(timeout_seconds):
+                for key in ordered:
+                    lock = self._locks.setdefault(key, asyncio.Lock())
+                    self._users[key] = self._users.get(key, 0) + 1
+                    stack.callback(self._release_user, key)
+                    await stack.enter_async_context(lock)
             yield
 
     def _release_user(self, key: UUID) -> None:

@@ -39,16 +39,16 @@ def account_of(states: Mapping[UUID, StreamState], account_id: UUID, principal: 
     Another user's account is reported exactly like a missing one, so its
     existence is never revealed (contract.md: 404).
     """
-    row = states.get(account_id)
-    if row is None:
-        return None
-    account = _account_decoder.decode(row.state)
-    return account if principal.may_act_for(account.owner_id) else None
+    account = any_account(states, account_id)
+    return account if account is not None and principal.may_act_for(account.owner_id) else None
 
 
 def any_account(states: Mapping[UUID, StreamState], account_id: UUID) -> Account | None:
+    """The account's state; None when the id is no account (missing, or another aggregate's)."""
     row = states.get(account_id)
-    return _account_decoder.decode(row.state) if row is not None else None
+    if row is None or row.stream_type != AGGREGATE:
+        return None
+    return _account_decoder.decode(row.state)
 
 
 def change(

@@ -62,7 +62,9 @@ class InMemoryEventStore:
             if idempotency:
                 self.idempotency[(idempotency.principal, idempotency.key)] = idempotency
             for write in writes:
-                self.states[write.stream_id] = StreamState(write.stream_id, write.new_version, write.state)
+                self.states[write.stream_id] = StreamState(
+                    write.stream_id, write.new_version, write.state, write.stream_type
+                )
             positions = []
             for event in events:
                 position = len(self.events) + 1

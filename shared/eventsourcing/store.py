@@ -54,6 +54,7 @@ class StreamState:
     stream_id: UUID
     version: int
     state: bytes
+    stream_type: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,12 +41,12 @@ DEADLOCK: Final = "40P01"
 
 # The two statements of every command: one round trip each.
 _LOAD: Final = """
-SELECT stream_id, version, state::text AS state,
+SELECT stream_id, stream_type, version, state::text AS state,
        NULL::bytea AS fingerprint, NULL::smallint AS status, NULL::text AS headers, NULL::bytea AS body
   FROM aggregate_states
  WHERE stream_id = ANY($1::uuid[])
 UNION ALL
-SELECT NULL, NULL, NULL, request_fingerprint, response_status, response_headers::text, response_body
+SELECT NULL, NULL, NULL, NULL, request_fingerprint, response_status, response_headers::text, response_body
   FROM idempotency_records
  WHERE principal = $2 AND idempotency_key = $3 AND expires_at > now()
 """
@@ -132,7 +132,7 @@ class PostgresEventStore:
         for row in rows:
             if row["stream_id"] is not None:
                 states[row["stream_id"]] = StreamState(
-                    row["stream_id"], row["version"], row["state"].encode()
+                    row["stream_id"], row["version"], row["state"].encode(), row["stream_type"]
                 )
             else:
                 stored = StoredResponse(

@@ -124,3 +124,13 @@ class _AlwaysConflicting(InMemoryEventStore):
         idempotency: IdempotencyRecord | None = None,
     ) -> list[int]:
         raise ConcurrencyConflict("someone else wrote")
+
+
+async def test_a_command_queued_too_long_behind_its_stream_times_out() -> None:
+    """Waiting for a busy stream's in-process lock is bounded (the API answers 503 then)."""
+    store, stream = InMemoryEventStore(), uuid.uuid4()
+    executor = CommandExecutor(store, REGISTRY, lock_timeout_seconds=0.05)
+    async with executor.locks.hold([stream]):
+        with pytest.raises(TimeoutError):
+            await executor.execute(_context(), [stream], _open(stream, []))  # type: ignore[arg-type]
+    assert len(executor.locks) == 0

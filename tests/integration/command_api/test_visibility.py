@@ -63,3 +63,17 @@ async def test_a_malformed_traceparent_is_not_stored(
     account = await open_account(client, headers)
     metadata = await db.fetchval("SELECT metadata::text FROM events WHERE stream_id = $1", uuid.UUID(account))
     assert "traceparent" not in metadata
+
+
+async def test_a_transfer_to_an_id_of_another_aggregate_is_a_404(
+    client: CommandClient, alice: User, db: asyncpg.Connection
+) -> None:
+    """An id whose stream belongs to another kind of aggregate is no account: 404, not a 500."""
+    other = uuid.uuid4()
+    await db.execute(
+        "INSERT INTO aggregate_states (stream_id, stream_type, version, state) VALUES ($1, 'gadget', 1, '{}')",
+        other,
+    )
+    source = await open_account(client, alice.headers)
+    await deposit(client, alice.headers, source, 100)
+    assert_problem(await transfer(client, alice.headers, source, str(other), 10), 404)
