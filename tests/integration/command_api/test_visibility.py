@@ -71,7 +71,8 @@ async def test_a_transfer_to_an_id_of_another_aggregate_is_a_404(
     """An id whose stream belongs to another kind of aggregate is no account: 404, not a 500."""
     other = uuid.uuid4()
     await db.execute(
-        "INSERT INTO aggregate_states (stream_id, stream_type, version, state) VALUES ($1, 'gadget', 1, '{}')",
+        "INSERT INTO aggregate_states (stream_id, stream_type, version, state)"
+        " VALUES ($1, 'gadget', 1, '{}')",
         other,
     )
     source = await open_account(client, alice.headers)
