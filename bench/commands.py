@@ -120,6 +120,7 @@ class Options:
     quick: bool
     pool_size: int | None = None
     server: str = "granian"
+    write_docs: bool = True
 
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
@@ -147,6 +148,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         "--server", choices=("granian", "uvicorn"), default="granian", help="HTTP server (granian)"
     )
     parser.add_argument("--quick", action="store_true", help="short runs and small sets, for smoke use")
+    parser.add_argument("--no-docs", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args(argv)
     quick: bool = args.quick
     return Options(
@@ -160,6 +162,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         quick=quick,
         pool_size=args.pool_size,
         server=args.server,
+        write_docs=not args.no_docs,
     )
 
 
@@ -1395,7 +1398,8 @@ def run(options: Options) -> Report:
 def main(argv: Sequence[str] | None = None) -> None:
     options = parse_options(argv)
     report = run(options)
-    write_docs(section(report))
+    if options.write_docs:
+        write_docs(section(report))
     print_report(report)
 
 
