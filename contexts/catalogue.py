@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from contexts.identity import events as identity_events
 from contexts.ledger import events as ledger_events
 from shared.eventsourcing.registry import EventRegistry
 
 
 def build_registry() -> EventRegistry:
     registry = EventRegistry()
-    for cls in ledger_events.EVENT_TYPES:
-        registry.register(cls, context=ledger_events.CONTEXT, aggregate=ledger_events.AGGREGATE)
+    for context in (ledger_events, identity_events):
+        for cls in context.EVENT_TYPES:
+            registry.register(cls, context=context.CONTEXT, aggregate=context.AGGREGATE)
     return registry
 
 
