@@ -22,7 +22,7 @@ from nats.js import JetStreamContext
 
 from contexts.catalogue import REGISTRY
 from relay.leadership import Leadership
-from relay.outbox import delete_published, fetch_batch, sweep_idempotency_records
+from relay.outbox import SWEEP_BATCH, delete_published, fetch_batch, sweep_idempotency_records
 from relay.publisher import EventPublisher
 from relay.settings import RelaySettings
 from shared.infrastructure.nats import NatsConnection
@@ -80,7 +80,12 @@ class Relay:
                 swept = await sweep_idempotency_records(connection)
                 if swept:
                     _log.info("expired idempotency records swept", count=swept)
-                next_sweep = time.monotonic() + self.settings.idempotency_sweep_interval_seconds
+                # A full batch means more are waiting: sweep again next round, between
+                # publishing batches, rather than only once an interval.
+                backlog = swept >= SWEEP_BATCH
+                next_sweep = time.monotonic() + (
+                    0 if backlog else self.settings.idempotency_sweep_interval_seconds
+                )
             self._leadership.wakeup.clear()
             batch = await fetch_batch(connection, self.settings.relay_batch_size)
             if not batch:

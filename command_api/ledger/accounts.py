@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final
 from uuid import UUID
 
 import msgspec
 
 from command_api.execution.executor import Answer, Decide, Outcome, StreamChange
-from contexts.ledger import errors
+from contexts.ledger import decider, errors
+from contexts.ledger.commands import AccountCommand
 from contexts.ledger.decider import Account, fold
 from contexts.ledger.events import AGGREGATE, AccountEvent
 from shared.auth.principal import Principal
@@ -93,3 +94,23 @@ def answering_refusals(decide: Decide) -> Decide:
             return refusal(error)
 
     return decide_or_refuse
+
+
+def plan_on_own_account(
+    account_id: UUID,
+    principal: Principal,
+    command: AccountCommand,
+    respond: Callable[[int, str], Answer],
+) -> tuple[list[UUID], Decide]:
+    """The plan of a command on one account of the caller's: decide it, answer with its new version."""
+
+    @answering_refusals
+    def decide(states: Mapping[UUID, StreamState]) -> Outcome:
+        account = account_of(states, account_id, principal)
+        events = decider.decide(account, command)
+        return Outcome(
+            [change(account_id, account, events)],
+            lambda versions, token: respond(versions[account_id], token),
+        )
+
+    return [account_id], decide

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from uuid import UUID
 
 from uuid_utils.compat import uuid7
 
-from command_api.execution.executor import Outcome
-from command_api.ledger.accounts import account_of, answering_refusals, change, success
+from command_api.ledger.accounts import plan_on_own_account, success
 from command_api.ledger.answers import EntryRecordedAnswer
 from command_api.ledger.bodies import EntryBody
 from command_api.runtime import Plan
-from contexts.ledger import decider
 from contexts.ledger.commands import Deposit, Withdraw
 from shared.auth.principal import Principal
-from shared.eventsourcing.store import StreamState
 
 
 def plan_entry(
@@ -25,22 +22,14 @@ def plan_entry(
     command = command_type(
         account_id=account_id, entry_id=entry_id, amount=body.amount, reference=body.reference
     )
-
-    @answering_refusals
-    def decide(states: Mapping[UUID, StreamState]) -> Outcome:
-        account = account_of(states, account_id, principal)
-        events = decider.decide(account, command)
-        return Outcome(
-            [change(account_id, account, events)],
-            lambda versions, token: success(
-                201,
-                EntryRecordedAnswer(
-                    entry_id=entry_id,
-                    account_id=account_id,
-                    version=versions[account_id],
-                    consistency_token=token,
-                ),
+    return plan_on_own_account(
+        account_id,
+        principal,
+        command,
+        lambda version, token: success(
+            201,
+            EntryRecordedAnswer(
+                entry_id=entry_id, account_id=account_id, version=version, consistency_token=token
             ),
-        )
-
-    return [account_id], decide
+        ),
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -12,10 +13,18 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from relay.outbox import sweep_idempotency_records
+from relay.outbox import SWEEP_BATCH, sweep_idempotency_records
+from relay.service import Relay
+from relay.settings import RelaySettings
 from shared.eventsourcing.store import IdempotencyRecord, StoredResponse
 from shared.infrastructure.event_store import PostgresEventStore
-from tests.integration.relay.helpers import append_accounts, assert_exactly_once_in_order, delivered
+from shared.settings import load_settings
+from tests.integration.relay.helpers import (
+    append_accounts,
+    assert_exactly_once_in_order,
+    delivered,
+    wait_until,
+)
 from tests.support.isolation import event_store_for
 
 
@@ -77,3 +86,32 @@ async def test_the_sweeper_deletes_only_expired_records(store: PostgresEventStor
         assert await sweep_idempotency_records(connection) == 0
     finally:
         await connection.close()
+
+
+async def test_the_relay_sweeps_a_backlog_beyond_one_batch_without_waiting_an_interval(
+    service_environment: dict[str, str], database_url: str
+) -> None:
+    """More expired records than one sweep batch are all gone promptly, not one batch per interval."""
+    connection = await asyncpg.connect(database_url, timeout=10)
+    try:
+        await connection.execute(
+            "INSERT INTO idempotency_records"
+            " (principal, idempotency_key, request_fingerprint, state, expires_at)"
+            " SELECT 'user:x', 'k' || n, '\\x00', 'completed', now() - interval '1 second'"
+            " FROM generate_series(1, $1) AS n",
+            SWEEP_BATCH + 100,
+        )
+        environment = {**service_environment, "CQRS_IDEMPOTENCY_SWEEP_INTERVAL_SECONDS": "60"}
+        relay = Relay(load_settings(RelaySettings, environment))
+        task = asyncio.create_task(relay.run())
+        try:
+            await wait_until(lambda: _no_records(connection), 20, "every expired record is swept")
+        finally:
+            relay.stop.set()
+            await asyncio.wait_for(task, 30)
+    finally:
+        await connection.close()
+
+
+async def _no_records(connection: asyncpg.Connection) -> bool:
+    return await connection.fetchval("SELECT count(*) FROM idempotency_records") == 0
