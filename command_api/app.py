@@ -7,17 +7,27 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+from argon2 import PasswordHasher
 from litestar import Router
 from litestar.datastructures import State
 from litestar.di import Provide
 
 from command_api.execution.executor import CommandExecutor
+from command_api.identity.credentials import Credentials
+from command_api.identity.routes import ROUTES as IDENTITY_ROUTES
+from command_api.identity.runtime import IdentityRuntime
+from command_api.identity.sessions import RefreshSessions
+from command_api.identity.throttle import LoginThrottle, ThrottlePolicy
 from command_api.ledger.commands import ROUTES as LEDGER_ROUTES
 from command_api.runtime import CommandRuntime
 from command_api.settings import CommandApiSettings
 from contexts.catalogue import REGISTRY
+from shared.auth.passwords import PasswordService
+from shared.auth.tokens import AccessTokenIssuer
 from shared.http.app_factory import create_http_app, token_verifier
+from shared.http.auth import Authenticator
 from shared.http.request_context import RequestContextMiddleware
+from shared.infrastructure.api_key_store import ApiKeyStore
 from shared.infrastructure.event_store import PostgresEventStore
 from shared.infrastructure.resources import Resources
 from shared.observability.logging import configure_logging
@@ -31,26 +41,74 @@ def _provide_runtime(state: State) -> CommandRuntime:
     return runtime
 
 
+def _provide_identity(state: State) -> IdentityRuntime:
+    identity: IdentityRuntime = state.identity_runtime
+    return identity
+
+
+def password_service(settings: CommandApiSettings) -> PasswordService:
+    hasher = PasswordHasher(
+        time_cost=settings.password_hash_time_cost,
+        memory_cost=settings.password_hash_memory_kib,
+        parallelism=settings.password_hash_parallelism,
+    )
+    return PasswordService(hasher, max_concurrent=settings.password_max_concurrent_hashes)
+
+
 def create_app(settings: CommandApiSettings) -> RequestContextMiddleware:
-    verifier = token_verifier(settings)
+    keys = settings.key_set
+    verifier = token_verifier(settings, keys)
+    issuer = AccessTokenIssuer(
+        keys,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        ttl_seconds=settings.access_token_ttl_seconds,
+    )
+    timeout = settings.database_connect_timeout_seconds
 
     def runtime_of(resources: Resources) -> Mapping[str, Any]:
         executor = CommandExecutor(
-            store=PostgresEventStore(
-                resources.pool, acquire_timeout_seconds=settings.database_connect_timeout_seconds
-            ),
+            store=PostgresEventStore(resources.pool, acquire_timeout_seconds=timeout),
             registry=REGISTRY,
             max_attempts=settings.command_max_attempts,
             idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_seconds),
         )
-        return {"command_runtime": CommandRuntime(executor, verifier, settings.require_idempotency_key)}
+        authenticator = Authenticator(verifier, ApiKeyStore(resources.pool, acquire_timeout_seconds=timeout))
+        commands = CommandRuntime(executor, authenticator, settings.require_idempotency_key)
+        identity = IdentityRuntime(
+            commands=commands,
+            passwords=password_service(settings),
+            credentials=Credentials(resources.pool, acquire_timeout_seconds=timeout),
+            sessions=RefreshSessions(
+                resources.pool,
+                idle=timedelta(seconds=settings.refresh_token_idle_seconds),
+                lifetime=timedelta(seconds=settings.refresh_token_lifetime_seconds),
+                acquire_timeout_seconds=timeout,
+            ),
+            throttle=LoginThrottle(
+                resources.redis,
+                ThrottlePolicy(
+                    window_seconds=settings.login_failure_window_seconds,
+                    max_failures_per_account=settings.login_max_failures_per_account,
+                    max_failures_per_ip=settings.login_max_failures_per_ip,
+                ),
+                key_prefix=settings.redis_key_prefix,
+            ),
+            issuer=issuer,
+        )
+        return {"command_runtime": commands, "identity_runtime": identity}
 
     v1 = Router(
         path="/v1",
-        route_handlers=LEDGER_ROUTES,
-        dependencies={"runtime": Provide(_provide_runtime, sync_to_thread=False)},
-        security=[{"BearerToken": []}],
-        tags=["ledger"],
+        route_handlers=[
+            Router(path="/", route_handlers=LEDGER_ROUTES, tags=["ledger"]),
+            Router(path="/", route_handlers=IDENTITY_ROUTES, tags=["identity"]),
+        ],
+        dependencies={
+            "runtime": Provide(_provide_runtime, sync_to_thread=False),
+            "identity": Provide(_provide_identity, sync_to_thread=False),
+        },
+        security=[{"BearerToken": []}, {"ApiKey": []}],
     )
     return create_http_app(
         title="CQRS platform: command API",
@@ -58,7 +116,8 @@ def create_app(settings: CommandApiSettings) -> RequestContextMiddleware:
         process_name=PROCESS_NAME,
         settings=settings,
         route_handlers=[v1],
-        # What the command API uses today; Redis joins with the rate limits.
+        keys=keys,
+        # What the command API needs for every route; Redis only for login (which fails closed without it).
         readiness_checks=("postgres",),
         state_from_resources=runtime_of,
     )

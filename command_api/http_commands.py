@@ -21,7 +21,6 @@ from command_api.execution.idempotency import (
     fingerprint,
     parse_key,
 )
-from shared.auth.principal import Principal
 from shared.http.problems import VALIDATION_TYPE, problem
 
 CommandT = TypeVar("CommandT")
@@ -80,8 +79,9 @@ async def read_command(
 
 
 def command_context(
-    request: Request[Any, Any, Any], principal: Principal, body: bytes, *, key_required: bool
+    request: Request[Any, Any, Any], scope_key: str, body: bytes, *, key_required: bool
 ) -> CommandContext:
+    """Who asks (`scope_key`: a principal's, or anonymous), with which key and body."""
     try:
         key = parse_key(request.headers.get(IDEMPOTENCY_HEADER))
     except InvalidIdempotencyKey as error:
@@ -90,7 +90,7 @@ def command_context(
         raise problem(400, "This route needs an Idempotency-Key header.")
     state = request.scope.get("state", {})
     return CommandContext(
-        principal=principal.scope_key,
+        principal=scope_key,
         fingerprint=fingerprint(request.method, request.url.path, body),
         idempotency_key=key,
         correlation_id=str(state.get("correlation_id", "")),

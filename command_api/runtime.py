@@ -1,10 +1,10 @@
-"""What every command route runs: decode, build the context, execute, answer."""
+"""What every command route runs: authenticate, decode, build the context, execute, answer."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -12,13 +12,15 @@ from litestar import Request, Response
 
 from command_api.execution.executor import CommandConflict, CommandExecutor, Decide, IdempotencyMismatch
 from command_api.http_commands import command_context, read_command, to_response
-from shared.auth.principal import Principal
-from shared.auth.tokens import AccessTokenVerifier
-from shared.http.auth import authenticate
+from shared.auth.principal import LEDGER_WRITE, Principal
+from shared.http.auth import Authenticator
 from shared.http.problems import problem
 
 BodyT = TypeVar("BodyT")
 Plan = tuple[Sequence[UUID], Decide]
+# Whose idempotency keys an unauthenticated command (registration) shares:
+# a replay still needs the identical body, password included.
+ANONYMOUS: Final = "anonymous"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +33,7 @@ class CommandRuntime:
     """
 
     executor: CommandExecutor
-    verifier: AccessTokenVerifier
+    authenticator: Authenticator
     require_idempotency_key: bool = False
 
     async def handle(
@@ -39,11 +41,20 @@ class CommandRuntime:
         request: Request[Any, Any, Any],
         decoder: msgspec.json.Decoder[BodyT],
         plan: Callable[[BodyT, Principal], Plan],
+        *,
+        scope: str | None = LEDGER_WRITE,
+        sessions_only: bool = False,
     ) -> Response[bytes]:
-        principal = authenticate(request, self.verifier)
+        principal = await self.authenticator.authenticate(request, scope=scope, sessions_only=sessions_only)
         body, raw = await read_command(request, decoder)
-        context = command_context(request, principal, raw, key_required=self.require_idempotency_key)
-        stream_ids, decide = plan(body, principal)
+        return await self.run(request, principal.scope_key, raw, plan(body, principal))
+
+    async def run(
+        self, request: Request[Any, Any, Any], scope_key: str, raw_body: bytes, plan: Plan
+    ) -> Response[bytes]:
+        """Execute a planned command for `scope_key` (a principal's, or ANONYMOUS)."""
+        context = command_context(request, scope_key, raw_body, key_required=self.require_idempotency_key)
+        stream_ids, decide = plan
         try:
             answer = await self.executor.execute(context, stream_ids, decide)
         except IdempotencyMismatch as error:

@@ -22,6 +22,7 @@ def create_app(settings: QueryApiSettings) -> RequestContextMiddleware:
         route_handlers=[],
         database_url=settings.effective_read_database_url,
         readiness_checks=("postgres", "nats", "redis"),
+        keys=settings.key_set,
     )
 
 

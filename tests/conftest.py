@@ -24,6 +24,10 @@ def service_environment(
         "CQRS_NATS_SUBJECT_PREFIX": stream_names.subject_prefix,
         "CQRS_REDIS_URL": redis_url,
         "CQRS_REDIS_KEY_PREFIX": redis_key_prefix,
+        # OWASP's argon2id floor, the lowest the settings accept: tests log in often.
+        "CQRS_PASSWORD_HASH_TIME_COST": "2",
+        "CQRS_PASSWORD_HASH_MEMORY_KIB": "19456",
+        "CQRS_PASSWORD_HASH_PARALLELISM": "1",
     }
 
 

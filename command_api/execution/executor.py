@@ -28,6 +28,8 @@ from shared.eventsourcing.store import (
     IdempotencyLookup,
     IdempotencyRecord,
     NewEvent,
+    SideWrite,
+    SideWriteRejected,
     StoredResponse,
     StreamState,
     StreamWrite,
@@ -60,6 +62,9 @@ class Answer:
     body: bytes
     headers: Mapping[str, str] = field(default_factory=dict)
     replayed: bool = False
+    # What a replay gets instead of `body`, when the body holds a secret shown
+    # once (a new API key) that must not be kept in the idempotency record.
+    replay_body: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +73,10 @@ class Outcome:
 
     changes: Sequence[StreamChange]
     respond: Callable[[Mapping[UUID, int], str], Answer]
+    # Write-side rows committed with the events (design.md §3: secrets, uniqueness).
+    side_writes: Sequence[SideWrite] = ()
+    # The answer when a side write breaks a uniqueness rule; without it the error propagates.
+    on_rejected: Callable[[SideWrite], Answer] | None = None
 
 
 Decide = Callable[[Mapping[UUID, StreamState]], Outcome]
@@ -116,29 +125,42 @@ class CommandExecutor:
                     return _replay(snapshot.stored_response, context.fingerprint)
                 outcome = decide(snapshot.states)
                 writes, events, versions = self._plan(outcome.changes, snapshot.states, context)
-                visible = {c.stream_id for c in outcome.changes if c.visible_to_caller}
-                shown = {stream: version for stream, version in versions.items() if stream in visible}
-                token = encode_token(shown)
-                answer = outcome.respond(shown, token)
-                if shown:
-                    answer = _with_header(answer, CONSISTENCY_HEADER, token)
+                answer = _answer(outcome, versions)
                 record = self._record(context, answer)
-                if not writes and record is None:
+                if not writes and record is None and not outcome.side_writes:
                     return answer  # a refusal with no key to remember it by: nothing to write
-                try:
-                    await self.store.append(writes, events, record)
-                except ConcurrencyConflict:
-                    _log.info("version conflict, deciding again", attempt=attempt + 1)
-                except IdempotencyKeyTaken:
-                    # A request with the same key won the race: the next load replays it.
-                    continue
-                else:
-                    return answer
+                written = await self._append(outcome, answer, writes, events, record, attempt)
+                if written is not None:
+                    return written
             # Another process wrote in between: back off a little, with jitter, then decide again.
             if attempt + 1 < self.max_attempts:
                 backoff = min(MAX_BACKOFF_SECONDS, 0.002 * 2**attempt)
                 await asyncio.sleep(random.uniform(0, backoff))  # noqa: S311 - jitter, not security
         raise CommandConflict("the streams kept changing; retry the request")
+
+    async def _append(  # noqa: PLR0917 - a private step of execute, called once
+        self,
+        outcome: Outcome,
+        answer: Answer,
+        writes: Sequence[StreamWrite],
+        events: Sequence[NewEvent],
+        record: IdempotencyRecord | None,
+        attempt: int,
+    ) -> Answer | None:
+        """The answer once written; None when the command must be decided again."""
+        try:
+            await self.store.append(writes, events, record, outcome.side_writes)
+        except SideWriteRejected as rejected:
+            if outcome.on_rejected is None:
+                raise
+            # Not remembered under the key: a retry finds the same row and the same answer.
+            return outcome.on_rejected(rejected.side_write)
+        except ConcurrencyConflict:
+            _log.info("version conflict, deciding again", attempt=attempt + 1)
+            return None
+        except IdempotencyKeyTaken:
+            return None  # a request with the same key won the race: the next load replays it
+        return answer
 
     def _plan(
         self, changes: Sequence[StreamChange], states: Mapping[UUID, StreamState], context: CommandContext
@@ -187,7 +209,8 @@ class CommandExecutor:
     def _record(self, context: CommandContext, answer: Answer) -> IdempotencyRecord | None:
         if context.idempotency_key is None:
             return None
-        response = StoredResponse(context.fingerprint, answer.status, dict(answer.headers), answer.body)
+        body = answer.body if answer.replay_body is None else answer.replay_body
+        response = StoredResponse(context.fingerprint, answer.status, dict(answer.headers), body)
         return IdempotencyRecord(
             context.principal, context.idempotency_key, response, self.clock() + self.idempotency_ttl
         )
@@ -199,5 +222,15 @@ def _replay(stored: StoredResponse, fingerprint: bytes) -> Answer:
     return Answer(status=stored.status, body=stored.body, headers=stored.headers, replayed=True)
 
 
+def _answer(outcome: Outcome, versions: Mapping[UUID, int]) -> Answer:
+    """The outcome's answer, with the versions and token of the streams the caller may see."""
+    visible = {change.stream_id for change in outcome.changes if change.visible_to_caller}
+    shown = {stream: version for stream, version in versions.items() if stream in visible}
+    token = encode_token(shown)
+    answer = outcome.respond(shown, token)
+    return _with_header(answer, CONSISTENCY_HEADER, token) if shown else answer
+
+
 def _with_header(answer: Answer, name: str, value: str) -> Answer:
-    return Answer(answer.status, answer.body, {**answer.headers, name: value}, answer.replayed)
+    headers = {**answer.headers, name: value}
+    return Answer(answer.status, answer.body, headers, answer.replayed, answer.replay_body)

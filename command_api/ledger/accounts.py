@@ -8,6 +8,7 @@ from uuid import UUID
 
 import msgspec
 
+from command_api.answers import problem_answer, refused
 from command_api.execution.executor import Answer, Decide, Outcome, StreamChange
 from contexts.ledger import decider, errors
 from contexts.ledger.commands import AccountCommand
@@ -15,10 +16,8 @@ from contexts.ledger.decider import Account, fold
 from contexts.ledger.events import AGGREGATE, AccountEvent
 from shared.auth.principal import Principal
 from shared.eventsourcing.store import StreamState
-from shared.http.problems import PROBLEM_MEDIA_TYPE
 
 _account_decoder = msgspec.json.Decoder(Account)
-_json = msgspec.json.Encoder()
 
 # How each refusal reaches the client (contract.md).
 REFUSAL_STATUS: Final[Mapping[type[errors.LedgerError], int]] = {
@@ -67,21 +66,9 @@ def change(
     )
 
 
-def success(status: int, body: msgspec.Struct, headers: Mapping[str, str] | None = None) -> Answer:
-    return Answer(status=status, body=_json.encode(body), headers=dict(headers or {}))
-
-
 def refusal(error: errors.LedgerError) -> Outcome:
     """A refused command changes nothing; its problem answer is kept for replay like any other."""
-    status = REFUSAL_STATUS.get(type(error), 409)
-    body = {
-        "type": f"/problems/{error.code}",
-        "title": error.code.replace("-", " ").capitalize(),
-        "status": status,
-        "detail": str(error),
-    }
-    answer = Answer(status=status, body=_json.encode(body), headers={"Content-Type": PROBLEM_MEDIA_TYPE})
-    return Outcome(changes=[], respond=lambda versions, token: answer)
+    return refused(problem_answer(REFUSAL_STATUS.get(type(error), 409), error.code, str(error)))
 
 
 def answering_refusals(decide: Decide) -> Decide:

@@ -7,6 +7,8 @@ from typing import Final
 from uuid import UUID
 
 ADMIN_ROLE: Final = "admin"
+LEDGER_READ: Final = "ledger:read"
+LEDGER_WRITE: Final = "ledger:write"
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,15 +16,26 @@ class Principal:
     user_id: UUID
     roles: frozenset[str]
     tier: str = "free"
+    # None for a login session (an access token), which may do all its user may;
+    # an API key's scopes otherwise.
+    scopes: frozenset[str] | None = None
+    api_key_id: UUID | None = None
 
     @property
     def is_admin(self) -> bool:
         return ADMIN_ROLE in self.roles
 
     @property
+    def is_session(self) -> bool:
+        return self.api_key_id is None
+
+    @property
     def scope_key(self) -> str:
         """What idempotency keys, rate limits and caches are scoped by."""
-        return f"user:{self.user_id}"
+        return f"user:{self.user_id}" if self.api_key_id is None else f"key:{self.api_key_id}"
+
+    def allows(self, scope: str) -> bool:
+        return self.scopes is None or scope in self.scopes
 
     def may_act_for(self, owner_id: UUID) -> bool:
         return self.is_admin or owner_id == self.user_id

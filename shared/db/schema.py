@@ -27,7 +27,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 READ_SCHEMA: Final = "read"
 
@@ -144,4 +144,70 @@ dead_letters = Table(
     Column("first_failed_at", DateTime(timezone=True), nullable=False),
     Column("parked_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint("projection", "event_id"),
+)
+
+# --- identity: write-side secrets and uniqueness, never in events (design.md §3) ---
+
+# One row per normalised email (NFKC, case-folded): registration inserts it in
+# the same transaction as UserRegistered, so of two concurrent registrations
+# of one address exactly one commits.
+email_reservations = Table(
+    "email_reservations",
+    metadata,
+    Column("email_key", Text, primary_key=True),
+    Column("user_id", UUID(as_uuid=True), nullable=False, unique=True),
+    Column("reserved_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# The argon2id hash of each user's password.
+user_credentials = Table(
+    "user_credentials",
+    metadata,
+    Column("user_id", UUID(as_uuid=True), primary_key=True),
+    Column("password_hash", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# A refresh-token family: one per login, revoked as a whole on logout, on the
+# reuse of a spent token, or when the password changes.
+refresh_families = Table(
+    "refresh_families",
+    metadata,
+    Column("family_id", UUID(as_uuid=True), primary_key=True),
+    Column("user_id", UUID(as_uuid=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_used_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("revoked_reason", Text),
+    Index(None, "user_id"),
+)
+
+# Refresh tokens by SHA-256 hash; each is spent by its one use.
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("token_hash", LargeBinary, primary_key=True),
+    Column(
+        "family_id",
+        UUID(as_uuid=True),
+        ForeignKey("refresh_families.family_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("issued_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("spent_at", DateTime(timezone=True)),
+    Index(None, "family_id"),
+)
+
+# API keys by lookup prefix, with the SHA-256 hash of the whole key.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("api_key_id", UUID(as_uuid=True), primary_key=True),
+    Column("user_id", UUID(as_uuid=True), nullable=False),
+    Column("lookup_prefix", Text, nullable=False, unique=True),
+    Column("key_hash", LargeBinary, nullable=False),
+    Column("scopes", ARRAY(Text), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("revoked_at", DateTime(timezone=True)),
+    Index(None, "user_id"),
 )

@@ -15,6 +15,8 @@ from shared.eventsourcing.store import (
     IdempotencyRecord,
     NewEvent,
     RecordedEvent,
+    SideWrite,
+    SideWriteRejected,
     Snapshot,
     StreamState,
     StreamWrite,
@@ -31,6 +33,8 @@ class InMemoryEventStore:
     events: list[RecordedEvent] = field(default_factory=list)
     states: dict[UUID, StreamState] = field(default_factory=dict)
     idempotency: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
+    side_writes: list[SideWrite] = field(default_factory=list)
+    unique_values: set[str] = field(default_factory=set)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def load(
@@ -51,6 +55,7 @@ class InMemoryEventStore:
         writes: Sequence[StreamWrite],
         events: Sequence[NewEvent],
         idempotency: IdempotencyRecord | None = None,
+        side_writes: Sequence[SideWrite] = (),
     ) -> list[int]:
         async with self._lock:
             if idempotency and self._live_record(idempotency.principal, idempotency.key):
@@ -59,6 +64,14 @@ class InMemoryEventStore:
                 current = self.states.get(write.stream_id)
                 if (current.version if current else 0) != write.expected_version:
                     raise ConcurrencyConflict(str(write.stream_id))
+            claimed: set[str] = set()
+            for side_write in side_writes:
+                if side_write.unique is not None:
+                    if side_write.unique in self.unique_values or side_write.unique in claimed:
+                        raise SideWriteRejected(side_write)
+                    claimed.add(side_write.unique)
+            self.unique_values |= claimed
+            self.side_writes.extend(side_writes)
             if idempotency:
                 self.idempotency[(idempotency.principal, idempotency.key)] = idempotency
             for write in writes:

@@ -21,6 +21,14 @@ class IdempotencyKeyTaken(Exception):
     """Another request with the same key committed first."""
 
 
+class SideWriteRejected(Exception):
+    """A side write broke a uniqueness rule (an email already reserved); nothing was written."""
+
+    def __init__(self, side_write: SideWrite) -> None:
+        super().__init__(side_write.unique or "unique violation")
+        self.side_write = side_write
+
+
 @dataclass(frozen=True, slots=True)
 class NewEvent:
     event_id: UUID
@@ -69,6 +77,22 @@ class StreamWrite:
 
 
 @dataclass(frozen=True, slots=True)
+class SideWrite:
+    """A write-side row that must commit with the command's events, or not at all.
+
+    Secrets and uniqueness live in such rows (design.md §3): a password hash, an
+    email reservation, an API key hash. `statement` is parameterised SQL for
+    PostgreSQL; `unique` names the value that must be unique (such as
+    `email:<normalised address>`), so that the in-memory fake can honour the
+    same rule as the database's unique index.
+    """
+
+    statement: str
+    arguments: tuple[object, ...] = ()
+    unique: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StoredResponse:
     fingerprint: bytes
     status: int
@@ -109,6 +133,7 @@ class EventStore(Protocol):
         writes: Sequence[StreamWrite],
         events: Sequence[NewEvent],
         idempotency: IdempotencyRecord | None = None,
+        side_writes: Sequence[SideWrite] = (),
     ) -> list[int]:
         """Append atomically; return the global positions. Raises on a conflict, writing nothing."""
 

@@ -14,8 +14,10 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.types import ControllerRouterHandler
 
+from shared.auth.keys import KeySet
 from shared.auth.tokens import AccessTokenVerifier
 from shared.http.health import health_router
+from shared.http.jwks import jwks_route
 from shared.http.problems import (
     DEPENDENCY_ERRORS,
     dependency_unavailable_to_response,
@@ -29,11 +31,10 @@ from shared.settings import HttpApiSettings
 API_VERSION = "1.0.0"
 
 
-def token_verifier(settings: HttpApiSettings) -> AccessTokenVerifier:
-    """The verifier of the settings' key, parsed once per app."""
+def token_verifier(settings: HttpApiSettings, keys: KeySet) -> AccessTokenVerifier:
+    """The verifier of the settings' keys, parsed once per app."""
     return AccessTokenVerifier(
-        algorithm=settings.jwt_algorithm,
-        signing_key=settings.signing_key.reveal(),
+        keys,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         leeway_seconds=settings.jwt_leeway_seconds,
@@ -49,6 +50,7 @@ def create_http_app(
     route_handlers: Sequence[ControllerRouterHandler],
     database_url: str | None = None,
     readiness_checks: Sequence[str],
+    keys: KeySet,
     state_from_resources: Callable[[Resources], Mapping[str, Any]] | None = None,
 ) -> RequestContextMiddleware:
     """Build a litestar app with the parts every API has, wrapped for request context.
@@ -83,6 +85,7 @@ def create_http_app(
         route_handlers=[
             health_router(dependency_checks, settings.health_check_timeout_seconds),
             PrometheusController,
+            jwks_route(keys),
             *route_handlers,
         ],
         lifespan=[lifespan],

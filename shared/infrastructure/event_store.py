@@ -27,6 +27,8 @@ from shared.eventsourcing.store import (
     IdempotencyRecord,
     NewEvent,
     RecordedEvent,
+    SideWrite,
+    SideWriteRejected,
     Snapshot,
     StoredResponse,
     StreamState,
@@ -148,11 +150,15 @@ class PostgresEventStore:
         writes: Sequence[StreamWrite],
         events: Sequence[NewEvent],
         idempotency: IdempotencyRecord | None = None,
+        side_writes: Sequence[SideWrite] = (),
     ) -> list[int]:
         params = _append_parameters(writes, events, idempotency)
         try:
             async with self._pool.acquire(timeout=self._acquire_timeout) as connection:
-                positions = await connection.fetchval(_APPEND, *params)
+                if side_writes:
+                    positions = await _append_with_side_writes(connection, params, side_writes)
+                else:
+                    positions = await connection.fetchval(_APPEND, *params)
         except asyncpg.PostgresError as error:
             if error.sqlstate == IDEMPOTENCY_KEY_TAKEN:
                 raise IdempotencyKeyTaken(idempotency.key if idempotency else "") from error
@@ -179,6 +185,23 @@ class PostgresEventStore:
 
 
 _json = msgspec.json.Encoder()
+
+
+async def _append_with_side_writes(
+    connection: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy,
+    params: tuple[Any, ...],
+    side_writes: Sequence[SideWrite],
+) -> list[int]:
+    """The append and its side writes in one explicit transaction (rare commands: registration,
+    API keys), at the price of BEGIN and COMMIT round trips the hot path does without."""
+    async with connection.transaction():
+        positions: list[int] = await connection.fetchval(_APPEND, *params)
+        for side_write in side_writes:
+            try:
+                await connection.execute(side_write.statement, *side_write.arguments)
+            except asyncpg.UniqueViolationError as error:
+                raise SideWriteRejected(side_write) from error
+    return positions
 
 
 def recorded_event(row: asyncpg.Record) -> RecordedEvent:

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from shared.auth.keys import InvalidKeyConfiguration, KeySet, load_key_set
 from shared.settings.dev_keys import DEV_JWT_PRIVATE_KEY
 from shared.settings.loader import env_var_name
 from shared.settings.secret import Secret
@@ -99,30 +100,48 @@ class HttpApiSettings(CommonSettings, frozen=True, kw_only=True):
     cors_origins: tuple[str, ...] = ()
 
     jwt_algorithm: JwtAlgorithm = "EdDSA"
+    # The key that signs access tokens: a PEM private key (Ed25519 for EdDSA,
+    # P-256 for ES256), or the shared secret of an explicit HS256. Only the
+    # command API signs; any API holding it also verifies with its public half.
     jwt_private_key: Secret | None = None
+    # More PEM public keys that verify but never sign: the next key before it
+    # signs, the previous one until its last token expired (docs/operations.md).
+    jwt_public_keys: str | None = None
     jwt_issuer: str = "cqrs-platform"
     jwt_audience: str = "cqrs-api"
     jwt_leeway_seconds: Annotated[int, msgspec.Meta(ge=0, le=30)] = 10
 
     @property
-    def signing_key(self) -> Secret:
-        """The configured key; the development key only where dev or test was declared."""
+    def signing_key(self) -> Secret | None:
+        """The configured key; the development key where dev or test was declared and no key is set."""
         if self.jwt_private_key is not None:
             return self.jwt_private_key
-        return Secret(DEV_JWT_PRIVATE_KEY)
+        if self.profile in ("dev", "test") and not self.jwt_public_keys:
+            return Secret(DEV_JWT_PRIVATE_KEY)
+        return None
+
+    @property
+    def key_set(self) -> KeySet:
+        signing = self.signing_key
+        return load_key_set(self.jwt_algorithm, signing.reveal() if signing else None, self.jwt_public_keys)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.jwt_private_key is None and self.profile not in ("dev", "test"):
+        if self.signing_key is None and not self.jwt_public_keys:
             raise ValueError(
-                f"{env_var_name('jwt_private_key')} is required unless "
+                f"{env_var_name('jwt_private_key')} or {env_var_name('jwt_public_keys')} is required unless "
                 f"{env_var_name('profile')} is dev or test (which use the development key)"
             )
+        try:
+            self.key_set  # noqa: B018 - parsed here so that a bad key fails at start, naming its variable
+        except InvalidKeyConfiguration as error:
+            names = f"{env_var_name('jwt_private_key')}/{env_var_name('jwt_public_keys')}"
+            raise ValueError(f"{names}: {error}") from None
         if self.profile != "prod":
             return
         if "*" in self.cors_origins:
             raise ValueError(f"{env_var_name('cors_origins')} may not be '*' in the prod profile")
-        if self.signing_key.reveal().strip() == DEV_JWT_PRIVATE_KEY.strip():
+        if self.signing_key is not None and self.signing_key.reveal().strip() == DEV_JWT_PRIVATE_KEY.strip():
             raise ValueError(
                 f"{env_var_name('jwt_private_key')} is the development key; "
                 "the prod profile needs a key of its own"

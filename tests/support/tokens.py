@@ -1,4 +1,4 @@
-"""Access tokens minted by the tests, signed with the development key (login comes later)."""
+"""Access tokens forged by the tests, for attacks on verification (real tokens come from login)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from typing import Any
 
 import jwt
 
+from shared.auth.keys import load_key_set
 from shared.settings.dev_keys import DEV_JWT_PRIVATE_KEY
 
 ISSUER = "cqrs-platform"
 AUDIENCE = "cqrs-api"
+DEV_KID = next(iter(load_key_set("EdDSA", DEV_JWT_PRIVATE_KEY, None).verification))
 
 
 def mint(
@@ -38,7 +40,7 @@ def mint(
         **(overrides or {}),
     }
     return jwt.encode(
-        claims, key, algorithm=algorithm, headers={"typ": "at+jwt", "kid": "dev", **(headers or {})}
+        claims, key, algorithm=algorithm, headers={"typ": "at+jwt", "kid": DEV_KID, **(headers or {})}
     )
 
 

@@ -14,9 +14,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from shared.auth.keys import load_key_set
 from shared.auth.tokens import AccessTokenVerifier, InvalidToken
 from shared.settings.dev_keys import DEV_JWT_PRIVATE_KEY
-from tests.support.tokens import AUDIENCE, ISSUER, mint
+from tests.support.tokens import AUDIENCE, DEV_KID, ISSUER, mint
 
 
 class _Clock:
@@ -29,8 +30,7 @@ class _Clock:
 
 def _verifier(clock: _Clock | None = None) -> AccessTokenVerifier:
     return AccessTokenVerifier(
-        algorithm="EdDSA",
-        signing_key=DEV_JWT_PRIVATE_KEY,
+        load_key_set("EdDSA", DEV_JWT_PRIVATE_KEY, None),
         issuer=ISSUER,
         audience=AUDIENCE,
         leeway_seconds=10,
@@ -47,8 +47,15 @@ def test_a_valid_token_gives_its_principal() -> None:
     assert principal.tier == "pro"
 
 
-_CLAIMS = {"sub": str(uuid.uuid4()), "iss": ISSUER, "aud": AUDIENCE, "iat": int(time.time()), "exp": 2**40}
-_AT_JWT = {"typ": "at+jwt"}
+_CLAIMS = {
+    "sub": str(uuid.uuid4()),
+    "iss": ISSUER,
+    "aud": AUDIENCE,
+    "iat": int(time.time()),
+    "exp": 2**40,
+    "jti": "x",
+}
+_AT_JWT = {"typ": "at+jwt", "kid": DEV_KID}
 _PUBLIC_PEM = (
     serialization.load_pem_private_key(DEV_JWT_PRIVATE_KEY.encode(), password=None)
     .public_key()
@@ -62,9 +69,8 @@ def _b64(data: bytes) -> str:
 
 def _handmade(alg: str, claims: dict[str, object], hmac_key: bytes | None = None) -> str:
     """A token PyJWT would refuse to make: unsigned, or HMAC-keyed with a PEM."""
-    signing_input = (
-        f"{_b64(json.dumps({'alg': alg, 'typ': 'at+jwt'}).encode())}.{_b64(json.dumps(claims).encode())}"
-    )
+    header = {"alg": alg, "typ": "at+jwt", "kid": DEV_KID}
+    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
     signature = _b64(hmac.new(hmac_key, signing_input.encode(), hashlib.sha256).digest()) if hmac_key else ""
     return f"{signing_input}.{signature}"
 

@@ -26,6 +26,7 @@ from shared.eventsourcing.store import (
     ConcurrencyConflict,
     IdempotencyRecord,
     NewEvent,
+    SideWrite,
     StreamState,
     StreamWrite,
 )
@@ -122,6 +123,7 @@ class _AlwaysConflicting(InMemoryEventStore):
         writes: Sequence[StreamWrite],
         events: Sequence[NewEvent],
         idempotency: IdempotencyRecord | None = None,
+        side_writes: Sequence[SideWrite] = (),
     ) -> list[int]:
         raise ConcurrencyConflict("someone else wrote")
 

@@ -10,7 +10,8 @@ from litestar import Request, Response, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 
-from command_api.ledger.accounts import plan_on_own_account, success
+from command_api.answers import success
+from command_api.ledger.accounts import plan_on_own_account
 from command_api.ledger.answers import AccountClosedAnswer
 from command_api.ledger.bodies import EmptyBody
 from command_api.runtime import CommandRuntime, Plan

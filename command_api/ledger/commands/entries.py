@@ -7,7 +7,8 @@ from uuid import UUID
 
 from uuid_utils.compat import uuid7
 
-from command_api.ledger.accounts import plan_on_own_account, success
+from command_api.answers import success
+from command_api.ledger.accounts import plan_on_own_account
 from command_api.ledger.answers import EntryRecordedAnswer
 from command_api.ledger.bodies import EntryBody
 from command_api.runtime import Plan

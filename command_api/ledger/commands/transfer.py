@@ -11,8 +11,9 @@ from litestar import Request, Response, post
 from litestar.di import NamedDependency
 from uuid_utils.compat import uuid7
 
+from command_api.answers import success
 from command_api.execution.executor import Outcome
-from command_api.ledger.accounts import account_of, answering_refusals, any_account, change, success
+from command_api.ledger.accounts import account_of, answering_refusals, any_account, change
 from command_api.ledger.answers import TransferAnswer
 from command_api.ledger.bodies import TransferBody
 from command_api.runtime import CommandRuntime, Plan

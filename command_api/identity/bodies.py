@@ -1,0 +1,43 @@
+"""Request bodies of the identity routes: refused at the edge unless well-formed."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from shared.auth.passwords import MAX_LENGTH
+
+Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
+# The strength rule is checked after decoding (422 with advice); this only bounds the work.
+Password = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_LENGTH)]
+RefreshToken = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class RegisterBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    email: Email
+    password: Password
+    display_name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+
+
+class LoginBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    email: Email
+    password: Password
+
+
+class RefreshBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    refresh_token: RefreshToken
+
+
+class ChangePasswordBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    current_password: Password
+    new_password: Password
+
+
+class CreateApiKeyBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    scopes: Annotated[list[str], msgspec.Meta(min_length=1, max_length=10)]
+
+
+class RoleBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    role: Annotated[str, msgspec.Meta(min_length=1, max_length=50)]

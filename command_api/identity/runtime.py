@@ -1,0 +1,54 @@
+"""The one dependency of the identity routes: everything login, refresh and registration use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from litestar import Request
+
+from command_api.identity.credentials import Credentials
+from command_api.identity.sessions import RefreshSessions
+from command_api.identity.throttle import LoginThrottle
+from command_api.runtime import CommandRuntime
+from shared.auth.passwords import PasswordCheckBusy, PasswordService, Verification
+from shared.auth.tokens import AccessTokenIssuer
+from shared.http.problems import problem
+
+BUSY_RETRY_AFTER_SECONDS: Final = 1
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityRuntime:
+    commands: CommandRuntime
+    passwords: PasswordService
+    credentials: Credentials
+    sessions: RefreshSessions
+    throttle: LoginThrottle
+    issuer: AccessTokenIssuer
+
+    async def hash_password(self, password: str) -> str:
+        try:
+            return await self.passwords.hash(password)
+        except PasswordCheckBusy as busy:
+            raise _busy() from busy
+
+    async def verify_password(self, stored_hash: str | None, password: str) -> Verification:
+        try:
+            return await self.passwords.verify(stored_hash, password)
+        except PasswordCheckBusy as busy:
+            raise _busy() from busy
+
+
+def client_ip(request: Request[Any, Any, Any]) -> str:
+    """The peer's address. (Trusting X-Forwarded-For from known proxies comes with the rate limits.)"""
+    return request.client.host if request.client else "unknown"
+
+
+def _busy() -> Exception:
+    return problem(
+        503,
+        "Too many password checks are running; retry shortly.",
+        type_="/problems/busy",
+        headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)},
+    )
