@@ -9,6 +9,7 @@ from operator_cli.dev import dev
 from operator_cli.relay import events, relay
 from operator_cli.serve import command_api, query_api
 from operator_cli.stream import stream
+from operator_cli.users import users
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -20,5 +21,5 @@ def cli() -> None:
     """
 
 
-for command in (dev, migrate, stream, command_api, query_api, relay, events):
+for command in (dev, migrate, stream, command_api, query_api, relay, events, users):
     cli.add_command(command)
