@@ -77,6 +77,8 @@ from devstack.stack import EmbeddedStack, StackUrls
 from relay.outbox import _FETCH as RELAY_FETCH
 from relay.service import Relay
 from relay.settings import RelaySettings
+from shared.auth.keys import load_key_set
+from shared.auth.tokens import AccessTokenIssuer
 from shared.consistency import encode_token
 from shared.db.migrate import upgrade
 from shared.messaging.jetstream import ensure_stream, stream_config_from
@@ -660,21 +662,18 @@ async def ceiling_run(servers: Servers, data: DataSet, options: Options) -> Resu
 
 
 def mint_token(user_id: uuid.UUID, expires_in: int = 3600) -> str:
-    """An access token signed with the development key, as tests/support/tokens.py makes them."""
-    import jwt  # noqa: PLC0415 - only the bench mints tokens
+    """An access token for the bench's owner, signed as the command API's login signs them.
 
-    now = int(time.time())
-    claims = {
-        "iss": "cqrs-platform",
-        "aud": "cqrs-api",
-        "sub": str(user_id),
-        "iat": now,
-        "exp": now + expires_in,
-        "jti": uuid.uuid4().hex,
-        "roles": ["user"],
-        "tier": "free",
-    }
-    return jwt.encode(claims, DEV_JWT_PRIVATE_KEY, algorithm="EdDSA", headers={"typ": "at+jwt", "kid": "dev"})
+    The bench's accounts are written straight into the store (no registered
+    user behind them), so it issues the token itself rather than logging in.
+    """
+    issuer = AccessTokenIssuer(
+        load_key_set("EdDSA", DEV_JWT_PRIVATE_KEY, None),
+        issuer="cqrs-platform",
+        audience="cqrs-api",
+        ttl_seconds=expires_in,
+    )
+    return issuer.issue(user_id, ["user"]).token
 
 
 def service_environment(urls: StackUrls, pool_size: int | None, server: str = "granian") -> dict[str, str]:
@@ -1339,7 +1338,7 @@ def write_docs(text: str) -> None:
     DOCS.write_text(updated)
 
 
-def print_report(report: Report) -> None:
+def print_report(report: Report, *, docs_written: bool) -> None:
     print()
     print("\n".join(figures_table(report)))
     print()
@@ -1353,7 +1352,8 @@ def print_report(report: Report) -> None:
         print(f"  CHECK FAILED: {finding}")
     for line in report.api_log[:5]:
         print(f"  API log: {line}")
-    print(f"\ntotal {report.total_seconds:.0f} s; written to {DOCS.relative_to(ROOT)}")
+    where = f"written to {DOCS.relative_to(ROOT)}" if docs_written else "docs left alone (--no-docs)"
+    print(f"\ntotal {report.total_seconds:.0f} s; {where}")
 
 
 # --------------------------------------------------------------------------- main
@@ -1400,7 +1400,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     report = run(options)
     if options.write_docs:
         write_docs(section(report))
-    print_report(report)
+    print_report(report, docs_written=options.write_docs)
 
 
 if __name__ == "__main__":
