@@ -21,18 +21,32 @@ from typing import Any
 
 import asyncpg
 import httpx
+import jwt
 import pytest
 from litestar import Litestar
 
 from command_api.app import create_app
+from command_api.identity.provisioning import create_user, provisioning
 from command_api.settings import CommandApiSettings
 from shared.http.request_context import RequestContextMiddleware
 from shared.settings import load_settings
-from tests.support.tokens import bearer, mint
+from tests.support.tokens import bearer
 
 PROBLEM_JSON = "application/problem+json"
-# Every table a command writes to; a refused request must leave all of them untouched.
-WRITE_TABLES = ("events", "outbox", "aggregate_states", "idempotency_records")
+# Every table a command writes to, the identity side tables included (registration, login and API
+# keys write those); a refused request must leave all of them untouched. The fixtures register and
+# log in real users, so a test compares counts with a baseline taken after them, never with zero.
+WRITE_TABLES = (
+    "events",
+    "outbox",
+    "aggregate_states",
+    "idempotency_records",
+    "email_reservations",
+    "user_credentials",
+    "refresh_families",
+    "refresh_tokens",
+    "api_keys",
+)
 
 
 @contextlib.asynccontextmanager
@@ -129,22 +143,69 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 class User:
     user_id: uuid.UUID
     headers: dict[str, str]
+    email: str = ""
+    password: str = ""
+    refresh_token: str = ""
 
 
-def new_user(*, roles: tuple[str, ...] = ("user",)) -> User:
-    """A fresh user with a valid access token."""
-    user_id = uuid.uuid4()
-    return User(user_id, bearer(mint(user_id, roles=roles)))
+# Strong enough for the zxcvbn rule; each user gets its own email.
+PASSWORD = "correct horse battery staple 42"  # noqa: S105 - a test user's password
+
+
+async def log_in(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> User:
+    """Log in through POST /v1/auth/login; fails the test unless it is a 200."""
+    response = await client.post("/v1/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    tokens = response.json()
+    claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+    return User(
+        user_id=uuid.UUID(claims["sub"]),
+        headers=bearer(tokens["access_token"]),
+        email=email,
+        password=password,
+        refresh_token=tokens["refresh_token"],
+    )
+
+
+async def register(
+    client: httpx.AsyncClient,
+    *,
+    email: str | None = None,
+    password: str = PASSWORD,
+    display_name: str = "Test",
+) -> User:
+    """Register through POST /v1/auth/register, then log in: a real user with real tokens."""
+    email = email or f"user-{uuid.uuid4().hex[:12]}@example.com"
+    response = await client.post(
+        "/v1/auth/register", json={"email": email, "password": password, "display_name": display_name}
+    )
+    assert response.status_code == 201, response.text
+    return await log_in(client, email, password)
+
+
+async def register_admin(client: httpx.AsyncClient, environment: Mapping[str, str]) -> User:
+    """An admin made the way operators make the first one (`cqrs users create-admin`), then logged in."""
+    email = f"admin-{uuid.uuid4().hex[:12]}@example.com"
+    async with provisioning(load_settings(CommandApiSettings, environment)) as (executor, passwords):
+        await create_user(
+            executor, passwords, email=email, password=PASSWORD, display_name="Admin", extra_roles=("admin",)
+        )
+    return await log_in(client, email)
 
 
 @pytest.fixture
-def alice() -> User:
-    return new_user()
+async def alice(client: CommandClient) -> User:
+    return await register(client, display_name="Alice")
 
 
 @pytest.fixture
-def bob() -> User:
-    return new_user()
+async def bob(client: CommandClient) -> User:
+    return await register(client, display_name="Bob")
+
+
+@pytest.fixture
+async def admin(client: CommandClient, service_environment: dict[str, str]) -> User:
+    return await register_admin(client, service_environment)
 
 
 def keyed(headers: Mapping[str, str], key: str) -> dict[str, str]:
@@ -283,3 +344,9 @@ async def table_counts(db: asyncpg.Connection) -> dict[str, int]:
     for table in WRITE_TABLES:
         counts[table] = int(await db.fetchval(f"SELECT count(*) FROM {table}"))  # noqa: S608 - fixed names
     return counts
+
+
+async def changes_since(db: asyncpg.Connection, before: Mapping[str, int]) -> dict[str, int]:
+    """How many rows each write table gained (or lost) since `before`; tables left as they were omitted."""
+    after = await table_counts(db)
+    return {table: after[table] - before[table] for table in WRITE_TABLES if after[table] != before[table]}

@@ -6,6 +6,7 @@ import base64
 import json
 import time
 import uuid
+from collections.abc import Callable
 
 import asyncpg
 import httpx
@@ -18,7 +19,6 @@ from tests.integration.command_api.conftest import (
     assert_problem,
     balance_of,
     deposit,
-    new_user,
     open_account,
     stream_events,
     table_counts,
@@ -48,24 +48,21 @@ def _unsigned(user_id: uuid.UUID) -> str:
     return f"{header.decode()}.{payload}."
 
 
-def _bad_tokens() -> dict[str, str]:
-    user_id = uuid.uuid4()
-    return {
-        "expired": mint(user_id, expires_in=-3600),
-        "wrong-audience": mint(user_id, overrides={"aud": "someone-else"}),
-        "wrong-issuer": mint(user_id, overrides={"iss": "https://evil.example"}),
-        "hs256": mint(user_id, key="a-shared-secret-of-thirty-two-bytes!", algorithm="HS256"),
-        "no-typ": mint(user_id, headers={"typ": None}),
-        "plain-jwt-typ": mint(user_id, headers={"typ": "JWT"}),
-        "other-ed25519-key": mint(user_id, key=_other_ed25519_key()),
-        "no-subject": mint(user_id, overrides={"sub": None}),
-        "alg-none": _unsigned(user_id),
-        "not-yet-valid": mint(user_id, overrides={"nbf": int(time.time()) + 3600}),
-        "garbage": "not.a.jwt",
-    }
-
-
-BAD_TOKENS = _bad_tokens()
+# Each forgery differs from a good token in one respect; all are made for a registered user's id,
+# so a 401 is never owed to an unknown subject.
+BAD_TOKENS: dict[str, Callable[[uuid.UUID], str]] = {
+    "expired": lambda user_id: mint(user_id, expires_in=-3600),
+    "wrong-audience": lambda user_id: mint(user_id, overrides={"aud": "someone-else"}),
+    "wrong-issuer": lambda user_id: mint(user_id, overrides={"iss": "https://evil.example"}),
+    "hs256": lambda user_id: mint(user_id, key="a-shared-secret-of-thirty-two-bytes!", algorithm="HS256"),
+    "no-typ": lambda user_id: mint(user_id, headers={"typ": None}),
+    "plain-jwt-typ": lambda user_id: mint(user_id, headers={"typ": "JWT"}),
+    "other-ed25519-key": lambda user_id: mint(user_id, key=_other_ed25519_key()),
+    "no-subject": lambda user_id: mint(user_id, overrides={"sub": None}),
+    "alg-none": _unsigned,
+    "not-yet-valid": lambda user_id: mint(user_id, overrides={"nbf": int(time.time()) + 3600}),
+    "garbage": lambda _: "not.a.jwt",
+}
 
 
 async def test_no_authorization_is_401_with_a_challenge(
@@ -92,13 +89,14 @@ async def test_a_non_bearer_scheme_is_401(client: httpx.AsyncClient) -> None:
 
 
 @pytest.mark.parametrize("case", sorted(BAD_TOKENS))
-async def test_a_bad_token_is_401(client: httpx.AsyncClient, db: asyncpg.Connection, case: str) -> None:
+async def test_a_bad_token_is_401(
+    client: httpx.AsyncClient, db: asyncpg.Connection, alice: User, case: str
+) -> None:
     """An expired, foreign (audience, issuer, key), HS256 or non-access token is a 401, storing nothing."""
+    token = BAD_TOKENS[case](alice.user_id)
     before = await table_counts(db)
 
-    response = await client.post(
-        "/v1/accounts", json={"currency": "EUR", "name": "x"}, headers=bearer(BAD_TOKENS[case])
-    )
+    response = await client.post("/v1/accounts", json={"currency": "EUR", "name": "x"}, headers=bearer(token))
 
     assert_problem(response, 401)
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
@@ -106,10 +104,16 @@ async def test_a_bad_token_is_401(client: httpx.AsyncClient, db: asyncpg.Connect
 
 
 async def test_a_well_formed_token_is_accepted(client: httpx.AsyncClient, alice: User) -> None:
-    """The control for the cases above: the same minting with nothing wrong is accepted."""
-    response = await client.post("/v1/accounts", json={"currency": "EUR", "name": "x"}, headers=alice.headers)
+    """The control for the cases above: the token from login, and the same minting with nothing wrong."""
+    from_login = await client.post(
+        "/v1/accounts", json={"currency": "EUR", "name": "x"}, headers=alice.headers
+    )
+    minted = await client.post(
+        "/v1/accounts", json={"currency": "EUR", "name": "y"}, headers=bearer(mint(alice.user_id))
+    )
 
-    assert response.status_code == 201, response.text
+    assert from_login.status_code == 201, from_login.text
+    assert minted.status_code == 201, minted.text
 
 
 @pytest.mark.parametrize(
@@ -174,10 +178,9 @@ async def test_transferring_to_another_users_account_is_allowed(
 
 
 async def test_an_admin_may_deposit_into_any_account(
-    client: httpx.AsyncClient, db: asyncpg.Connection, alice: User
+    client: httpx.AsyncClient, db: asyncpg.Connection, alice: User, admin: User
 ) -> None:
-    """A token with the admin role deposits into alice's account: 201, and the event lands on her stream."""
-    admin = new_user(roles=("admin",))
+    """A logged-in admin deposits into alice's account: 201, and the event lands on her stream."""
     account_id = await open_account(client, alice.headers)
 
     response = await client.post(
@@ -192,11 +195,18 @@ async def test_an_admin_may_deposit_into_any_account(
     ]
 
 
-async def test_a_plain_user_role_is_not_admin(client: httpx.AsyncClient, alice: User) -> None:
+async def test_a_plain_user_role_is_not_admin(
+    client: httpx.AsyncClient, db: asyncpg.Connection, alice: User, bob: User
+) -> None:
     """A role merely named like a privilege ("admins") grants nothing: 404 on alice's account."""
     account_id = await open_account(client, alice.headers)
-    impostor = new_user(roles=("user", "admins"))
+    await deposit(client, alice.headers, account_id, 100)
+    # Forged with the signing key for bob: no real user can be given a role outside ROLES.
+    impostor = bearer(mint(bob.user_id, roles=("user", "admins")))
+    before = await table_counts(db)
 
-    response = await withdraw(client, impostor.headers, account_id, 1)
+    response = await withdraw(client, impostor, account_id, 1)
 
     assert_problem(response, 404)
+    assert await table_counts(db) == before
+    assert await balance_of(db, account_id) == 100

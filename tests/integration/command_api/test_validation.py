@@ -13,6 +13,7 @@ import pytest
 from tests.integration.command_api.conftest import (
     User,
     assert_problem,
+    changes_since,
     command_client,
     deposit,
     keyed,
@@ -246,11 +247,18 @@ async def test_a_deployment_requiring_keys_refuses_a_command_without_one(
     """With CQRS_REQUIRE_IDEMPOTENCY_KEY=true a command without a key is a 400 and one with a key runs."""
     environment = {**service_environment, "CQRS_REQUIRE_IDEMPOTENCY_KEY": "true"}
     body = {"currency": "EUR", "name": "strict"}
+    before = await table_counts(db)
     async with command_client(environment) as strict:
         without = await strict.post("/v1/accounts", json=body, headers=alice.headers)
-        counts_after_refusal = await table_counts(db)
+        changes_after_refusal = await changes_since(db, before)
         with_key = await strict.post("/v1/accounts", json=body, headers=keyed(alice.headers, "strict-1"))
 
     assert_problem(without, 400)
-    assert counts_after_refusal["events"] == 0
+    assert changes_after_refusal == {}
     assert with_key.status_code == 201, with_key.text
+    assert await changes_since(db, before) == {
+        "events": 1,
+        "outbox": 1,
+        "aggregate_states": 1,
+        "idempotency_records": 1,
+    }

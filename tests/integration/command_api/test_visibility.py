@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 
 import asyncpg
+import httpx
 
 from shared.consistency import decode_token
 from tests.integration.command_api.conftest import (
     CommandClient,
     User,
     assert_problem,
+    balance_of,
     deposit,
     open_account,
+    table_counts,
     transfer,
+    withdraw,
 )
+
+
+async def _deposit_raw(
+    client: httpx.AsyncClient, headers: Mapping[str, str], account_id: str, amount: int
+) -> httpx.Response:
+    return await client.post(
+        f"/v1/accounts/{account_id}/deposits", json={"amount": amount, "reference": "x"}, headers=headers
+    )
 
 
 async def test_a_transfer_to_another_user_hides_the_receiving_version(
@@ -77,4 +90,31 @@ async def test_a_transfer_to_an_id_of_another_aggregate_is_a_404(
     )
     source = await open_account(client, alice.headers)
     await deposit(client, alice.headers, source, 100)
+    before = await table_counts(db)
     assert_problem(await transfer(client, alice.headers, source, str(other), 10), 404)
+    assert await table_counts(db) == before
+    assert await balance_of(db, source) == 100
+
+
+async def test_a_users_own_stream_is_no_account(
+    client: CommandClient, alice: User, db: asyncpg.Connection
+) -> None:
+    """A registered user's id names a stream of type 'user': as an account id it is a 404 everywhere."""
+    user_stream = await db.fetchval(
+        "SELECT stream_type FROM aggregate_states WHERE stream_id = $1", alice.user_id
+    )
+    assert user_stream == "user"
+    source = await open_account(client, alice.headers)
+    await deposit(client, alice.headers, source, 100)
+    before = await table_counts(db)
+
+    into_user = await transfer(client, alice.headers, source, str(alice.user_id), 10)
+    out_of_user = await transfer(client, alice.headers, str(alice.user_id), source, 10)
+    deposited = await _deposit_raw(client, alice.headers, str(alice.user_id), 10)
+    withdrawn = await withdraw(client, alice.headers, str(alice.user_id), 10)
+    closed = await client.post(f"/v1/accounts/{alice.user_id}/close", headers=alice.headers)
+
+    for response in (into_user, out_of_user, deposited, withdrawn, closed):
+        assert_problem(response, 404)
+    assert await table_counts(db) == before
+    assert await balance_of(db, source) == 100

@@ -1,0 +1,96 @@
+"""The query API authenticates like the command API: access tokens and API keys, revoked keys refused."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from litestar import Litestar
+
+from query_api.app import create_app
+from query_api.settings import QueryApiSettings
+from shared.settings import load_settings
+from tests.integration.command_api.conftest import CommandClient, _lifespan, command_client, register
+from tests.support.tokens import bearer, mint
+
+
+@contextlib.asynccontextmanager
+async def query_client(environment: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(load_settings(QueryApiSettings, environment))
+    litestar_app = app.app
+    assert isinstance(litestar_app, Litestar)
+    async with _lifespan(litestar_app), CommandClient(app) as client:
+        yield client
+
+
+@pytest.fixture
+async def commands(service_environment: dict[str, str]) -> AsyncIterator[CommandClient]:
+    async with command_client(service_environment) as client:
+        yield client
+
+
+@pytest.fixture
+async def queries(service_environment: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+    async with query_client(service_environment) as client:
+        yield client
+
+
+async def test_me_with_an_access_token(commands: CommandClient, queries: httpx.AsyncClient) -> None:
+    """A token from the command API's login reads the caller's own user on the query API."""
+    user = await register(commands, email="Carol@Example.com", display_name="Carol")
+
+    response = await queries.get("/v1/users/me", headers=user.headers)
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["user_id"] == str(user.user_id)
+    assert body["email"] == "carol@example.com"
+    assert body["display_name"] == "Carol"
+    assert body["roles"] == ["user"]
+    assert body["created_at"]
+    assert response.headers["cache-control"] == "no-store"
+
+
+async def test_me_with_an_api_key_until_it_is_revoked(
+    commands: CommandClient, queries: httpx.AsyncClient
+) -> None:
+    """X-API-Key is accepted by the query API, and refused there at once after its revocation."""
+    user = await register(commands)
+    created = await commands.post(
+        "/v1/api-keys", json={"name": "reader", "scopes": ["ledger:read"]}, headers=user.headers
+    )
+    assert created.status_code == 201, created.text
+    key = {"X-API-Key": created.json()["key"]}
+
+    before = await queries.get("/v1/users/me", headers=key)
+    revoked = await commands.delete(f"/v1/api-keys/{created.json()['api_key_id']}", headers=user.headers)
+    after = await queries.get("/v1/users/me", headers=key)
+
+    assert before.status_code == 200, before.text
+    assert before.json()["user_id"] == str(user.user_id)
+    assert revoked.status_code == 204, revoked.text
+    assert after.status_code == 401
+    assert "www-authenticate" in after.headers
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        bearer(mint(expires_in=-3600)),
+        {"X-API-Key": "cqrs_0123456789ab_" + "A" * 43},
+        {"X-API-Key": "nope"},
+    ],
+    ids=["none", "expired-token", "unknown-key", "malformed-key"],
+)
+async def test_me_without_valid_credentials_is_401(
+    queries: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    """Missing, expired or unknown credentials get 401 with a WWW-Authenticate challenge."""
+    response = await queries.get("/v1/users/me", headers=headers)
+
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert response.headers["content-type"].startswith("application/problem+json")
