@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -40,6 +41,8 @@ class DevOptions:
     query_api_port: int = 8001
     ports: RequestedPorts = field(default_factory=RequestedPorts)
     ready_timeout_seconds: float = 60.0
+    seed: bool = False
+    seed_timeout_seconds: float = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +99,11 @@ def run_dev(options: DevOptions, environ: Mapping[str, str], echo: Echo) -> int:
             spawn(command)
         for process, child in zip(http_processes, api_children, strict=True):
             _wait_http_ready(process, child, options.ready_timeout_seconds)
+        seeded = _seed(http_processes[0], env, options.seed_timeout_seconds, stop) if options.seed else ""
         _print_summary(echo, options, urls, stack, http_processes)
+        if seeded:
+            echo(seeded.rstrip("\n"))
+        echo("Ctrl-C stops everything.")
         return _watch(children, stop, echo)
     finally:
         for child in reversed(children):
@@ -148,6 +155,27 @@ def _wait_http_ready(process: HttpProcess, child: ManagedProcess, timeout: float
     raise DevStackError(f"the {process.name} was not ready within {timeout:g}s")
 
 
+def _seed(command_api: HttpProcess, env: Mapping[str, str], timeout: float, stop: threading.Event) -> str:
+    """Run `cqrs seed` once against the ready command API; return what it printed (the logins)."""
+    argv = [sys.executable, "-m", "operator_cli", "seed", "--command-api", command_api.url]
+    try:
+        # Its log lines (stderr) pass through; its stdout is printed with the URLs.
+        done = subprocess.run(  # noqa: S603 - argv is built by us, never by a shell
+            argv,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise DevStackError(f"seeding the demo data did not finish within {timeout:g}s") from exc
+    if done.returncode != 0 and not stop.is_set():  # a Ctrl-C stops the seed too: not its failure
+        raise DevStackError(f"seeding the demo data failed (exit code {done.returncode}); its error is above")
+    return done.stdout
+
+
 def _print_summary(
     echo: Echo,
     options: DevOptions,
@@ -163,7 +191,6 @@ def _print_summary(
     monitor = f"  (monitoring: http://{LOOPBACK}:{stack.nats.monitor_port})" if stack else ""
     echo(f"  {'NATS':<12} {urls.nats_url}{monitor}")
     echo(f"  {'Redis':<12} {urls.redis_url}")
-    echo("Ctrl-C stops everything.")
 
 
 def _watch(children: list[ManagedProcess], stop: threading.Event, echo: Echo) -> int:

@@ -22,6 +22,11 @@ from shared.observability.logging import configure_logging
 )
 @click.option("--fresh", is_flag=True, help="Wipe the data directory first.")
 @click.option(
+    "--seed",
+    is_flag=True,
+    help="Once the APIs are ready, create demo users and accounts (`cqrs seed`) and print their logins.",
+)
+@click.option(
     "--external",
     is_flag=True,
     help="Use the servers named by CQRS_* settings instead of embedded ones.",
@@ -49,6 +54,7 @@ from shared.observability.logging import configure_logging
 def dev(
     data_dir: Path,
     fresh: bool,
+    seed: bool,
     external: bool,
     command_api_port: int,
     query_api_port: int,
@@ -61,6 +67,7 @@ def dev(
     options = DevOptions(
         data_dir=data_dir.resolve(),
         fresh=fresh,
+        seed=seed,
         external=external,
         command_api_port=command_api_port,
         query_api_port=query_api_port,

@@ -7,6 +7,7 @@ import click
 from operator_cli.database import migrate
 from operator_cli.dev import dev
 from operator_cli.relay import events, relay
+from operator_cli.seed import seed_command
 from operator_cli.serve import command_api, query_api
 from operator_cli.stream import stream
 from operator_cli.users import users
@@ -21,5 +22,5 @@ def cli() -> None:
     """
 
 
-for command in (dev, migrate, stream, command_api, query_api, relay, events, users):
+for command in (dev, migrate, stream, command_api, query_api, relay, events, users, seed_command):
     cli.add_command(command)

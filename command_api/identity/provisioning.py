@@ -24,6 +24,10 @@ class ProvisioningRefused(Exception):
     """The user cannot be created as asked; the message says why."""
 
 
+class EmailTaken(ProvisioningRefused):
+    """A user with this email address exists."""
+
+
 class _Created(msgspec.Struct):
     user_id: UUID
 
@@ -53,7 +57,7 @@ async def create_user(
     )
     answer = await executor.execute(context, stream_ids, decide)
     if answer.status == HTTPStatus.CONFLICT:
-        raise ProvisioningRefused("a user with this email address exists")
+        raise EmailTaken("a user with this email address exists")
     if answer.status != HTTPStatus.CREATED:
         raise ProvisioningRefused(f"registration refused ({answer.status}): {answer.body.decode()}")
     return msgspec.json.decode(answer.body, type=_Created).user_id

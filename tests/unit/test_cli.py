@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from operator_cli.main import cli
 
-EXPECTED_COMMANDS = {"dev", "migrate", "stream", "command-api", "query-api", "relay", "events"}
+EXPECTED_COMMANDS = {"dev", "migrate", "stream", "command-api", "query-api", "relay", "events", "seed"}
 
 
 def _all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
