@@ -67,14 +67,14 @@ class KeySet:
 def load_key_set(algorithm: str, private_key: str | None, public_keys: str | None) -> KeySet:
     """Keys from PEM text: a private key that signs (optional), public keys that only verify."""
     if algorithm == "HS256":
-        return _hs256_key_set(private_key)
+        return _hs256_key_set(private_key, public_keys)
     signing: SigningKey | None = None
     public: list[PublicKey] = []
     if private_key:
         private = _private_key(algorithm, private_key)
         public.append(private.public_key())
         signing = SigningKey(kid=thumbprint(private.public_key()), algorithm=algorithm, key=private)
-    for block in _PEM_BLOCK.findall(public_keys or ""):
+    for block in _public_blocks(public_keys or ""):
         public.append(_public_key(algorithm, block))
     if not public:
         raise InvalidKeyConfiguration("no key to verify tokens with: set a private key or public keys")
@@ -119,6 +119,23 @@ def _private_key(algorithm: str, pem: str) -> PrivateKey:
     raise InvalidKeyConfiguration(f"the private key does not fit {algorithm} (EdDSA: Ed25519, ES256: P-256)")
 
 
+def _public_blocks(text: str) -> list[str]:
+    """The PEM public key blocks of the text, refusing anything else in it.
+
+    Text that is no public key (a typo, a JWK, an RSA PEM, a private key
+    pasted into the wrong variable) would otherwise be skipped without a word,
+    and the key the operator meant to publish would never verify anything.
+    """
+    leftover = _PEM_BLOCK.sub("", text)
+    if "PRIVATE KEY" in leftover:
+        raise InvalidKeyConfiguration("the public keys hold a private key; give only its public half")
+    if leftover.strip():
+        raise InvalidKeyConfiguration(
+            "the public keys hold text that is no PEM public key (only '-----BEGIN PUBLIC KEY-----' blocks)"
+        )
+    return list(_PEM_BLOCK.findall(text))
+
+
 def _public_key(algorithm: str, pem: str) -> PublicKey:
     try:
         key = load_pem_public_key(pem.encode())
@@ -131,11 +148,14 @@ def _public_key(algorithm: str, pem: str) -> PublicKey:
     raise InvalidKeyConfiguration(f"a public key does not fit {algorithm} (EdDSA: Ed25519, ES256: P-256)")
 
 
-def _hs256_key_set(secret: str | None) -> KeySet:
+def _hs256_key_set(secret: str | None, public_keys: str | None) -> KeySet:
     if not secret or len(secret.encode()) < MIN_HS256_SECRET_BYTES:
         raise InvalidKeyConfiguration(
             f"HS256 needs a shared secret of at least {MIN_HS256_SECRET_BYTES} bytes"
         )
+    if public_keys and public_keys.strip():
+        # Ignoring them would let an operator believe a rotation was under way.
+        raise InvalidKeyConfiguration("HS256 has no public keys (the shared secret verifies): unset them")
     key = secret.encode()
     return KeySet(
         algorithm="HS256",

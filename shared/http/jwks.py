@@ -10,8 +10,9 @@ from litestar.handlers import HTTPRouteHandler
 from shared.auth.keys import KeySet
 
 JWKS_PATH: Final = "/.well-known/jwks.json"
-# Verifiers elsewhere may cache the set; a key is published before it signs,
-# so an hour of caching never makes a valid token unverifiable.
+# Verifiers elsewhere may cache the set this long. A new key is published at
+# least this long before it signs (docs/operations.md, key rotation), so a
+# cached set never makes a valid token unverifiable.
 JWKS_CACHE_SECONDS: Final = 300
 
 
