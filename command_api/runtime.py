@@ -50,10 +50,15 @@ class CommandRuntime:
         return await self.run(request, principal.scope_key, raw, plan(body, principal))
 
     async def run(
-        self, request: Request[Any, Any, Any], scope_key: str, raw_body: bytes, plan: Plan
+        self, request: Request[Any, Any, Any], scope_key: str, fingerprinted: bytes, plan: Plan
     ) -> Response[bytes]:
-        """Execute a planned command for `scope_key` (a principal's, or ANONYMOUS)."""
-        context = command_context(request, scope_key, raw_body, key_required=self.require_idempotency_key)
+        """Execute a planned command for `scope_key` (a principal's, or ANONYMOUS).
+
+        `fingerprinted` is what makes two requests with one Idempotency-Key the
+        same: the raw body, or less of it where the body holds a secret.
+        """
+        key_required = self.require_idempotency_key
+        context = command_context(request, scope_key, fingerprinted, key_required=key_required)
         stream_ids, decide = plan
         try:
             answer = await self.executor.execute(context, stream_ids, decide)

@@ -77,4 +77,8 @@ async def provisioning(
     )
     async with open_pool(pool_settings) as pool:
         store = PostgresEventStore(pool, acquire_timeout_seconds=settings.database_connect_timeout_seconds)
-        yield CommandExecutor(store=store, registry=REGISTRY), password_service(settings)
+        passwords = password_service(settings)
+        try:
+            yield CommandExecutor(store=store, registry=REGISTRY), passwords
+        finally:
+            passwords.close()

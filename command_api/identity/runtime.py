@@ -39,6 +39,32 @@ class IdentityRuntime:
         except PasswordCheckBusy as busy:
             raise _busy() from busy
 
+    async def throttled_verify(
+        self, throttle_key: str, ip: str, stored_hash: str | None, password: str
+    ) -> Verification:
+        """Verify a password under the login throttle: 429 past the limits.
+
+        The attempt counts as a failure before the check runs, so concurrent
+        guesses cannot all slip under the limit; a success clears the count,
+        and an error before a verdict gives the attempt back.
+        """
+        wait = await self.throttle.reserve(throttle_key, ip)
+        if wait is not None:
+            raise problem(
+                429,
+                "Too many failed attempts; try again later.",
+                type_="/problems/login-throttled",
+                headers={"Retry-After": str(wait)},
+            )
+        try:
+            checked = await self.verify_password(stored_hash, password)
+        except Exception:
+            await self.throttle.cancel(throttle_key, ip)
+            raise
+        if checked.ok:
+            await self.throttle.record_success(throttle_key, ip)
+        return checked
+
 
 def client_ip(request: Request[Any, Any, Any]) -> str:
     """The peer's address. (Trusting X-Forwarded-For from known proxies comes with the rate limits.)"""

@@ -6,5 +6,9 @@ import unicodedata
 
 
 def normalise_email(email: str) -> str:
-    """NFKC, then case-folded, then trimmed: the key of the email reservation."""
-    return unicodedata.normalize("NFKC", email).casefold().strip()
+    """NFKC, case-folded, NFKC again (Unicode's NFKC_Casefold closure), trimmed: the reservation key.
+
+    Case folding can undo a normal form (U+0390 folds to a decomposed
+    sequence), so the second NFKC makes canonically equal folds one key.
+    """
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", email).casefold()).strip()

@@ -112,9 +112,7 @@ def _private_key(algorithm: str, pem: str) -> PrivateKey:
         key = load_pem_private_key(pem.encode(), password=None)
     except (ValueError, TypeError) as error:
         raise InvalidKeyConfiguration("the private key is not an unencrypted PEM private key") from error
-    if algorithm == "EdDSA" and isinstance(key, Ed25519PrivateKey):
-        return key
-    if algorithm == "ES256" and isinstance(key, EllipticCurvePrivateKey) and isinstance(key.curve, SECP256R1):
+    if isinstance(key, Ed25519PrivateKey | EllipticCurvePrivateKey) and _fits(algorithm, key.public_key()):
         return key
     raise InvalidKeyConfiguration(f"the private key does not fit {algorithm} (EdDSA: Ed25519, ES256: P-256)")
 
@@ -141,11 +139,16 @@ def _public_key(algorithm: str, pem: str) -> PublicKey:
         key = load_pem_public_key(pem.encode())
     except (ValueError, TypeError) as error:
         raise InvalidKeyConfiguration("a public key is not a PEM public key") from error
-    if algorithm == "EdDSA" and isinstance(key, Ed25519PublicKey):
-        return key
-    if algorithm == "ES256" and isinstance(key, EllipticCurvePublicKey) and isinstance(key.curve, SECP256R1):
+    if isinstance(key, Ed25519PublicKey | EllipticCurvePublicKey) and _fits(algorithm, key):
         return key
     raise InvalidKeyConfiguration(f"a public key does not fit {algorithm} (EdDSA: Ed25519, ES256: P-256)")
+
+
+def _fits(algorithm: str, key: PublicKey) -> bool:
+    if algorithm == "EdDSA":
+        return isinstance(key, Ed25519PublicKey)
+    is_p256 = isinstance(key, EllipticCurvePublicKey) and isinstance(key.curve, SECP256R1)
+    return algorithm == "ES256" and is_p256
 
 
 def _hs256_key_set(secret: str | None, public_keys: str | None) -> KeySet:

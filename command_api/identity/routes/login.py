@@ -12,11 +12,12 @@ from litestar.exceptions import NotAuthorizedException
 from command_api.http_commands import read_command
 from command_api.identity.answers import TokenPair
 from command_api.identity.bodies import LoginBody
+from command_api.identity.credentials import LoginRecord
 from command_api.identity.runtime import IdentityRuntime, client_ip
 from contexts.identity.decider import User
 from contexts.identity.emails import normalise_email
+from shared.auth.passwords import PasswordCheckBusy
 from shared.http.auth import REALM
-from shared.http.problems import problem
 
 _decoder = msgspec.json.Decoder(LoginBody)
 _json = msgspec.json.Encoder()
@@ -30,29 +31,27 @@ async def login(
 ) -> Response[bytes]:
     body, _ = await read_command(request, _decoder)
     email_key = normalise_email(body.email)
-    ip = client_ip(request)
-    wait = await identity.throttle.retry_after(email_key, ip)
-    if wait is not None:
-        raise problem(
-            429,
-            "Too many failed logins; try again later.",
-            type_="/problems/login-throttled",
-            headers={"Retry-After": str(wait)},
-        )
     record = await identity.credentials.find_login(email_key)
     # An unknown email is checked against a dummy hash: the same work, the same answer.
-    checked = await identity.verify_password(record.password_hash if record else None, body.password)
+    stored_hash = record.password_hash if record else None
+    checked = await identity.throttled_verify(email_key, client_ip(request), stored_hash, body.password)
     if record is None or not checked.ok:
-        await identity.throttle.record_failure(email_key, ip)
         raise NotAuthorizedException(
             detail="The email or password is wrong.", headers={"WWW-Authenticate": REALM}
         )
-    await identity.throttle.record_success(email_key)
     if checked.needs_rehash:
-        new_hash = await identity.hash_password(body.password)
-        await identity.credentials.rehash(record.user_id, record.password_hash, new_hash)
+        await _rehash(identity, record, body.password)
     refresh_token = await identity.sessions.start(record.user_id)
     return token_response(identity, record.user, refresh_token)
+
+
+async def _rehash(identity: IdentityRuntime, record: LoginRecord, password: str) -> None:
+    """Upgrade an old hash; when hashing is busy, leave it for a later login rather than fail this one."""
+    try:
+        new_hash = await identity.passwords.hash(password)
+    except PasswordCheckBusy:
+        return
+    await identity.credentials.rehash(record.user_id, record.password_hash, new_hash)
 
 
 def token_response(identity: IdentityRuntime, user: User, refresh_token: str) -> Response[bytes]:

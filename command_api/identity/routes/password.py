@@ -11,10 +11,9 @@ from litestar.exceptions import NotAuthorizedException
 
 from command_api.http_commands import read_command
 from command_api.identity.bodies import ChangePasswordBody
-from command_api.identity.runtime import IdentityRuntime
-from shared.auth.passwords import password_problems
+from command_api.identity.password_rule import refuse_weak_password
+from command_api.identity.runtime import IdentityRuntime, client_ip
 from shared.http.auth import REALM
-from shared.http.problems import problem
 
 _decoder = msgspec.json.Decoder(ChangePasswordBody)
 
@@ -25,22 +24,16 @@ async def change_password(
 ) -> Response[None]:
     principal = await identity.commands.authenticator.authenticate(request, sessions_only=True)
     body, _ = await read_command(request, _decoder)
+    # Guesses of the current password (with a stolen access token, say) are
+    # throttled like logins, on a count of the user's own.
     stored = await identity.credentials.password_hash_of(principal.user_id)
-    checked = await identity.verify_password(stored, body.current_password)
+    throttle_key = f"password-change:{principal.user_id}"
+    checked = await identity.throttled_verify(throttle_key, client_ip(request), stored, body.current_password)
     if not checked.ok:
         raise NotAuthorizedException(
             detail="The current password is wrong.", headers={"WWW-Authenticate": REALM}
         )
-    weaknesses = password_problems(body.new_password)
-    if weaknesses:
-        message = "; ".join(weaknesses)
-        raise problem(
-            422,
-            f"The new password is too weak: {message}.",
-            type_="/problems/weak-password",
-            title="Weak password",
-            errors=[{"field": "new_password", "message": message}],
-        )
+    refuse_weak_password(body.new_password, field="new_password")
     await identity.credentials.change_password(
         principal.user_id, await identity.hash_password(body.new_password)
     )

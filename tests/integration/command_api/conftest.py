@@ -113,12 +113,18 @@ class CommandClient(httpx.AsyncClient):
 
 
 @contextlib.asynccontextmanager
-async def command_client(environment: Mapping[str, str]) -> AsyncIterator[CommandClient]:
-    """A client for a freshly built command API app, its lifespan run in this event loop."""
-    app = create_app(load_settings(CommandApiSettings, environment))
+async def app_client(app: RequestContextMiddleware) -> AsyncIterator[CommandClient]:
+    """A client for a freshly built app (either API), its lifespan run in this event loop."""
     litestar_app = app.app
     assert isinstance(litestar_app, Litestar)
     async with _lifespan(litestar_app), CommandClient(app) as client:
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def command_client(environment: Mapping[str, str]) -> AsyncIterator[CommandClient]:
+    """A client for a freshly built command API app."""
+    async with app_client(create_app(load_settings(CommandApiSettings, environment))) as client:
         yield client
 
 

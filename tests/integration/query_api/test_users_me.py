@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from litestar import Litestar
 
 from query_api.app import create_app
 from query_api.settings import QueryApiSettings
 from shared.settings import load_settings
-from tests.integration.command_api.conftest import CommandClient, _lifespan, command_client, register
+from tests.integration.command_api.conftest import CommandClient, app_client, command_client, register
 from tests.support.tokens import bearer, mint
-
-
-@contextlib.asynccontextmanager
-async def query_client(environment: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(load_settings(QueryApiSettings, environment))
-    litestar_app = app.app
-    assert isinstance(litestar_app, Litestar)
-    async with _lifespan(litestar_app), CommandClient(app) as client:
-        yield client
 
 
 @pytest.fixture
@@ -33,7 +22,7 @@ async def commands(service_environment: dict[str, str]) -> AsyncIterator[Command
 
 @pytest.fixture
 async def queries(service_environment: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
-    async with query_client(service_environment) as client:
+    async with app_client(create_app(load_settings(QueryApiSettings, service_environment))) as client:
         yield client
 
 
