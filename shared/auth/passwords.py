@@ -5,15 +5,24 @@
   older parameters is flagged for rehashing at the next successful login.
 - An unknown user is checked against a dummy hash, so "no such user" and
   "wrong password" cost the same time and get the same answer.
-- At most `max_concurrent` hashes run at once, in threads; a caller that
-  cannot get a slot within `queue_timeout_seconds` gets `PasswordCheckBusy`
-  (the API answers 503 with Retry-After) instead of queueing without bound.
+- At most `max_concurrent` hashes run at once, in threads of a pool of their
+  own; a caller that cannot get a slot within `queue_timeout_seconds` gets
+  `PasswordCheckBusy` (the API answers 503 with Retry-After) instead of
+  queueing without bound.
+- Those threads run at the lowest CPU priority (nice 19 on Linux, which the
+  argon2 lane threads they start inherit): a login flood then takes only the
+  CPU that commands and queries leave idle, instead of sharing the cores with
+  them (docs/benchmarks.md, "Logins": counting hashes alone did not do that).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
@@ -28,6 +37,8 @@ MAX_LENGTH: Final = 128
 # zxcvbn's scale: 0 too guessable ... 4 very unguessable; 3 resists an offline
 # attack on a slow hash for years.
 MIN_SCORE: Final = 3
+# The lowest priority Linux gives a thread; idle CPU still goes to it in full.
+HASHING_NICENESS: Final = 19
 
 
 class PasswordCheckBusy(Exception):
@@ -65,6 +76,9 @@ class PasswordService:
     ) -> None:
         self._hasher = hasher or PasswordHasher()
         self._slots = asyncio.Semaphore(max_concurrent)
+        self._threads = ThreadPoolExecutor(
+            max_workers=max_concurrent, thread_name_prefix="argon2", initializer=_lowest_priority
+        )
         self._queue_timeout = queue_timeout_seconds
         self._dummy_hash = self._hasher.hash("not a password anyone has: " + "x" * 16)
 
@@ -92,6 +106,16 @@ class PasswordService:
         except TimeoutError as error:
             raise PasswordCheckBusy("too many password checks at once") from error
         try:
-            return await asyncio.to_thread(work, *args)
+            return await asyncio.get_running_loop().run_in_executor(self._threads, work, *args)
         finally:
             self._slots.release()
+
+    def close(self) -> None:
+        """Let the hashing threads end (a running hash finishes first)."""
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+
+def _lowest_priority() -> None:
+    """Lower this thread's CPU priority; where threads have no priority of their own, do nothing."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+import threading
 
 import pytest
 from argon2 import PasswordHasher, Type
 
-from shared.auth.passwords import PasswordCheckBusy, PasswordService, password_problems
+from shared.auth.passwords import HASHING_NICENESS, PasswordCheckBusy, PasswordService, password_problems
 
 # Cheap parameters keep the unit tests fast; production uses argon2-cffi's defaults.
 FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
@@ -73,6 +76,24 @@ async def test_checks_beyond_the_bound_are_refused_not_queued_forever() -> None:
         await service.verify(None, "anything at all 123")
     release.set()
     await holder
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread priorities are a Linux feature")
+async def test_hashing_runs_at_the_lowest_cpu_priority() -> None:
+    """The hashing threads run at nice 19 (the argon2 lanes they start inherit it), so a flood of
+    logins only takes CPU that requests leave idle; the event loop's thread keeps its priority."""
+    service = PasswordService(FAST)
+
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    try:
+        hashing = await service._bounded(niceness)
+    finally:
+        service.close()
+
+    assert hashing == HASHING_NICENESS
+    assert niceness() < HASHING_NICENESS
 
 
 @pytest.mark.parametrize(
