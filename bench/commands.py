@@ -57,7 +57,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import asyncpg
 import msgspec
@@ -676,6 +676,26 @@ def mint_token(user_id: uuid.UUID, expires_in: int = 3600) -> str:
     return issuer.issue(user_id, ["user"]).token
 
 
+class ApiOptions(Protocol):
+    """What `command_api` needs of a bench's options."""
+
+    @property
+    def workers(self) -> int: ...
+    @property
+    def pool_size(self) -> int | None: ...
+    @property
+    def server(self) -> str: ...
+
+
+class LoadOptions(Protocol):
+    """What `load_segment` needs of a bench's options."""
+
+    @property
+    def connections(self) -> int: ...
+    @property
+    def warmup(self) -> float: ...
+
+
 def service_environment(urls: StackUrls, pool_size: int | None, server: str = "granian") -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CQRS_")}
     env["CQRS_HTTP_SERVER"] = server
@@ -713,14 +733,23 @@ class Api:
 
 
 @contextlib.contextmanager
-def command_api(urls: StackUrls, options: Options, token: str, log_path: Path) -> Iterator[Api]:
-    """`cqrs command-api --workers W` on a free port, stopped with SIGTERM at the end."""
+def command_api(
+    urls: StackUrls,
+    options: ApiOptions,
+    token: str,
+    log_path: Path,
+    extra_env: Mapping[str, str] | None = None,
+) -> Iterator[Api]:
+    """`cqrs command-api --workers W` on a free port, stopped with SIGTERM at the end.
+
+    `extra_env` adds or overrides `CQRS_*` settings of the API (none by default).
+    """
     port = free_port()
     argv = [sys.executable, "-m", "operator_cli", "command-api", "--port", str(port)]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [*argv, "--workers", str(options.workers)],
-            env=service_environment(urls, options.pool_size, options.server),
+            env={**service_environment(urls, options.pool_size, options.server), **(extra_env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
@@ -748,7 +777,7 @@ class Segment:
 
 
 def load_segment(
-    api: Api, accounts: list[uuid.UUID], seconds: float, options: Options, servers: Servers
+    api: Api, accounts: list[uuid.UUID], seconds: float, options: LoadOptions, servers: Servers
 ) -> Segment:
     tag = uuid.uuid4().hex[:8]
     spec = servers.data_dir / f"spec-{tag}.json"
@@ -1203,9 +1232,20 @@ def filesystem_of(path: Path) -> str:
     return kind
 
 
+def environment_lines(servers: Servers, postgres_version: str, nats_version: str) -> list[str]:
+    """Date, machine and versions: the first lines of a section's description of its run."""
+    origin = "external (CQRS_BENCH_*)" if servers.external else "embedded stack in a temp dir"
+    return [
+        f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        f"- Machine: {os.cpu_count()} vCPU ({cpu_model()}), {memory_gib()} RAM, "
+        f"data dir on {filesystem_of(servers.data_dir)}",
+        f"- Versions: Python {platform.python_version()}, PostgreSQL {postgres_version}, "
+        f"NATS {nats_version}; servers: {origin}",
+    ]
+
+
 def machine_lines(report: Report) -> list[str]:
     options = report.options
-    origin = "external (CQRS_BENCH_*)" if report.servers.external else "embedded stack in a temp dir"
     settings = (
         f"- Settings: {options.seconds:g} s measured per run (the HTTP runs in halves, ordered short, long, "
         f"long, short), {options.warmup:g} s warm-up before each, C = {options.connections} connections, "
@@ -1216,11 +1256,7 @@ def machine_lines(report: Report) -> list[str]:
         "accounts, one owner and one token"
     )
     return [
-        f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
-        f"- Machine: {os.cpu_count()} vCPU ({cpu_model()}), {memory_gib()} RAM, "
-        f"data dir on {filesystem_of(report.servers.data_dir)}",
-        f"- Versions: Python {platform.python_version()}, PostgreSQL {report.data.postgres_version}, "
-        f"NATS {report.nats_version}; servers: {origin}",
+        *environment_lines(report.servers, report.data.postgres_version, report.nats_version),
         settings + (", `--quick`" if options.quick else ""),
     ]
 
@@ -1319,11 +1355,11 @@ def section(report: Report) -> str:
     return "\n".join(lines)
 
 
-def write_docs(text: str) -> None:
-    """Replace this benchmark's section of docs/benchmarks.md, or add it; other sections stay."""
+def write_docs(text: str, heading: str = SECTION) -> None:
+    """Replace the section `heading` of docs/benchmarks.md (to the next `## `), or append it; others stay."""
     if DOCS.exists():
         current = DOCS.read_text()
-        pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
+        pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
         if pattern.search(current):
             updated = pattern.sub(lambda _: text.rstrip() + "\n\n", current, count=1).rstrip() + "\n"
         else:
