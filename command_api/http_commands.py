@@ -31,6 +31,10 @@ _NAMED_FIELD = re.compile(r"field `([^`]+)`")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
+class EmptyBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The body of a command that takes no fields (none, or `{}`): it still refuses unknown ones."""
+
+
 def _field_of(error: msgspec.ValidationError) -> str:
     message = str(error)
     at = _FIELD_AT.search(message)

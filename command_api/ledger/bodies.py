@@ -28,7 +28,3 @@ class TransferBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     to_account_id: UUID
     amount: Amount
     reference: Reference
-
-
-class EmptyBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Commands that take no fields still refuse unknown ones."""

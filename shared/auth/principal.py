@@ -26,10 +26,6 @@ class Principal:
         return ADMIN_ROLE in self.roles
 
     @property
-    def is_session(self) -> bool:
-        return self.api_key_id is None
-
-    @property
     def scope_key(self) -> str:
         """What idempotency keys, rate limits and caches are scoped by."""
         return f"user:{self.user_id}" if self.api_key_id is None else f"key:{self.api_key_id}"

@@ -18,6 +18,8 @@ from shared.eventsourcing.store import (
     IdempotencyLookup,
     IdempotencyRecord,
     NewEvent,
+    SideWrite,
+    SideWriteRejected,
     StoredResponse,
     StreamWrite,
 )
@@ -170,3 +172,33 @@ async def test_a_record_can_be_stored_without_events(store: EventStore) -> None:
     """A refused command's answer is kept for replay with no event and no stream change."""
     assert await store.append([], [], _record("refused")) == []
     assert (await store.load([], IdempotencyLookup("user-1", "refused"))).stored_response is not None
+
+
+def _reservation(email_key: str, user_id: uuid.UUID) -> SideWrite:
+    # A real side write of the identity context: its table has the unique key.
+    return SideWrite(
+        "INSERT INTO email_reservations (email_key, user_id) VALUES ($1, $2)",
+        (email_key, user_id),
+        unique="email:" + email_key,
+    )
+
+
+async def test_a_side_write_commits_with_the_events_and_a_unique_clash_writes_nothing(
+    store: EventStore,
+) -> None:
+    """Side writes commit with the append; when one breaks its uniqueness rule the store raises
+    SideWriteRejected and neither the events, the state row nor the idempotency record remain."""
+    first, second = uuid.uuid4(), uuid.uuid4()
+    await store.append([_write(first, 0, 1)], [_event(first, 1)], None, [_reservation("a@x.org", first)])
+
+    with pytest.raises(SideWriteRejected) as rejected:
+        await store.append(
+            [_write(second, 0, 1)], [_event(second, 1)], _record("k-side"), [_reservation("a@x.org", second)]
+        )
+
+    assert rejected.value.side_write.unique == "email:a@x.org"
+    assert await store.load_stream(second) == []
+    snapshot = await store.load([second], IdempotencyLookup("user-1", "k-side"))
+    assert snapshot.states == {}
+    assert snapshot.stored_response is None
+    assert [e.version for e in await store.load_stream(first)] == [1]

@@ -12,6 +12,7 @@ from litestar.params import FromPath
 from uuid_utils.compat import uuid7
 
 from command_api.execution.executor import Answer
+from command_api.http_commands import EmptyBody
 from command_api.identity.answers import ApiKeyCreatedAnswer
 from command_api.identity.bodies import CreateApiKeyBody
 from command_api.identity.runtime import IdentityRuntime
@@ -24,7 +25,7 @@ from shared.auth.api_keys import generate_api_key
 from shared.auth.principal import Principal
 
 _decoder = msgspec.json.Decoder(CreateApiKeyBody)
-_empty = msgspec.json.Decoder(dict[str, Any])
+_empty = msgspec.json.Decoder(EmptyBody)
 _json = msgspec.json.Encoder()
 
 
@@ -82,7 +83,7 @@ async def create_api_key(
 async def revoke(
     request: Request[Any, Any, Any], api_key_id: FromPath[UUID], identity: NamedDependency[IdentityRuntime]
 ) -> Response[bytes]:
-    def plan(body: dict[str, Any], principal: Principal) -> Plan:
+    def plan(body: EmptyBody, principal: Principal) -> Plan:
         return plan_on_user(
             principal.user_id,
             RevokeApiKey(user_id=principal.user_id, api_key_id=api_key_id),

@@ -15,6 +15,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from command_api.answers import success
+from command_api.http_commands import EmptyBody
 from command_api.identity.answers import RolesAnswer
 from command_api.identity.bodies import RoleBody
 from command_api.identity.runtime import IdentityRuntime
@@ -26,7 +27,7 @@ from shared.auth.principal import Principal
 from shared.http.problems import problem
 
 _decoder = msgspec.json.Decoder(RoleBody)
-_empty = msgspec.json.Decoder(dict[str, Any])
+_empty = msgspec.json.Decoder(EmptyBody)
 
 
 def _admin_plan(user_id: UUID, principal: Principal, command: UserCommand) -> Plan:
@@ -72,7 +73,7 @@ async def revoke_role(
     role: FromPath[str],
     identity: NamedDependency[IdentityRuntime],
 ) -> Response[bytes]:
-    def plan(body: dict[str, Any], principal: Principal) -> Plan:
+    def plan(body: EmptyBody, principal: Principal) -> Plan:
         return _admin_plan(user_id, principal, RevokeRole(user_id=user_id, role=role, by=principal.user_id))
 
     return await identity.commands.handle(request, _empty, plan, scope=None, sessions_only=True)

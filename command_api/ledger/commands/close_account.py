@@ -11,9 +11,9 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from command_api.answers import success
+from command_api.http_commands import EmptyBody
 from command_api.ledger.accounts import plan_on_own_account
 from command_api.ledger.answers import AccountClosedAnswer
-from command_api.ledger.bodies import EmptyBody
 from command_api.runtime import CommandRuntime, Plan
 from contexts.ledger.commands import CloseAccount
 from shared.auth.principal import Principal
