@@ -14,8 +14,12 @@ from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from projectors.catalogue import PROJECTIONS  # noqa: F401 - registers every read table
+from projectors.tables import REBUILD_SCHEMA, read_metadata
 from shared.db.schema import metadata
 from shared.infrastructure.postgres import asyncpg_url
+
+TARGET_METADATA = [metadata, read_metadata]
 
 config = context.config
 
@@ -27,11 +31,17 @@ def _database_url() -> str:
     return asyncpg_url(str(url))
 
 
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Leave a rebuild's scratch schema out of comparisons: what it holds is transient."""
+    return not (type_ == "schema" and name == REBUILD_SCHEMA)
+
+
 def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
-        target_metadata=metadata,
+        target_metadata=TARGET_METADATA,
         include_schemas=True,
+        include_name=include_name,
         compare_type=True,
         compare_server_default=True,
         # One transaction for the whole upgrade: a failed migration leaves nothing half done.
@@ -51,7 +61,7 @@ async def _run_online() -> None:
 
 
 if context.is_offline_mode():
-    context.configure(url=_database_url(), target_metadata=metadata, literal_binds=True)
+    context.configure(url=_database_url(), target_metadata=TARGET_METADATA, literal_binds=True)
     with context.begin_transaction():
         context.run_migrations()
 else:

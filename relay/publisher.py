@@ -45,8 +45,12 @@ def event_headers(event: RecordedEvent) -> dict[str, str]:
         "Event-Type": event.event_type,
         "Event-Schema-Version": str(event.schema_version),
         "Stream-Id": str(event.stream_id),
+        "Stream-Type": event.stream_type,
         "Stream-Version": str(event.version),
         "Global-Position": str(event.global_position),
+        # Read models take their timestamps from here, so a rebuild from the
+        # store gives the same rows as the live projection.
+        "Recorded-At": event.recorded_at.isoformat(),
     }
     for key, header in (("correlation_id", "Correlation-Id"), ("causation_id", "Causation-Id")):
         if metadata.get(key):

@@ -31,15 +31,15 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 READ_SCHEMA: Final = "read"
 
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+NAMING_CONVENTION: Final = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 # The event store: append-only, the source of truth. `global_position` orders
 # all events; `(stream_id, version)` is the optimistic-concurrency guard.
@@ -117,7 +117,13 @@ idempotency_records = Table(
 )
 
 # How far each projection got, written in the same transaction as its read
-# model changes: a redelivered event at or below the checkpoint is skipped.
+# model changes. `stream_sequence` is the last JetStream sequence applied: a
+# redelivery at or below it is skipped. `position` is the highest global
+# position applied (lag is counted from it). `bus_epoch` names the JetStream
+# stream the sequence belongs to (a recreated stream starts again at 1).
+# `pending_tags` are cache tags not yet announced when the row was written:
+# a restarted projector announces them again. Every reader of projection
+# status (CLI, query API, metrics) reads this row and nothing of the projector.
 projection_checkpoints = Table(
     "projection_checkpoints",
     metadata,
@@ -125,6 +131,12 @@ projection_checkpoints = Table(
     Column("position", BigInteger, nullable=False, server_default=text("0")),
     Column("state", Text, nullable=False, server_default=text("'running'")),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("stream_sequence", BigInteger, nullable=False, server_default=text("0")),
+    Column("bus_epoch", Text),
+    Column("stream_types", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
+    Column("last_event_at", DateTime(timezone=True)),
+    Column("pending_tags", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
+    Column("halted_reason", Text),
     CheckConstraint("state IN ('running', 'halted', 'rebuilding')", name="state_known"),
 )
 
@@ -139,11 +151,14 @@ dead_letters = Table(
     Column("event_id", UUID(as_uuid=True), nullable=False),
     Column("stream_id", UUID(as_uuid=True), nullable=False),
     Column("event_type", Text, nullable=False),
+    Column("stream_type", Text, nullable=False, server_default=text("''")),
+    Column("version", Integer, nullable=False, server_default=text("0")),
     Column("error", Text, nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("first_failed_at", DateTime(timezone=True), nullable=False),
     Column("parked_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint("projection", "event_id"),
+    Index(None, "projection", "stream_id"),
 )
 
 # --- identity: write-side secrets and uniqueness, never in events (design.md §3) ---

@@ -29,6 +29,9 @@ class NatsConnection:
         self._failing = False
         self._closing = False
         self.client: NatsClient | None = None
+        # Counts reconnections, so that a subscriber can tell it should subscribe
+        # again (nats-py pull subscriptions can stall after a server restart).
+        self.reconnections = 0
 
     async def start(self) -> None:
         """Begin connecting; return once connected or after the connect timeout."""
@@ -62,6 +65,7 @@ class NatsConnection:
             _log.warning("nats disconnected")
 
     async def _on_reconnected(self) -> None:
+        self.reconnections += 1
         self._failing = False
         _log.info("nats reconnected")
 

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+# What statements run on: a plain connection or one lent by a pool.
+Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
 
 def asyncpg_url(url: str) -> str:
     """SQLAlchemy needs the driver in the URL; operators write plain `postgresql://`."""

@@ -1,0 +1,138 @@
+"""One projection's durable JetStream pull consumer, and keeping its subscription alive.
+
+The consumer is created from code (filter, ack policy, start position). After
+NATS restarts, nats-py pull subscriptions can stop receiving although events
+wait (nats-py issue #518 and relatives): so after a reconnection, or when
+fetches stay empty while JetStream reports pending events, the subscription
+is made again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import Final
+
+import structlog
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import FetchTimeoutError, NotFoundError
+
+from shared.infrastructure.nats import NatsConnection
+
+_log = structlog.get_logger("projector.consumer")
+# Events delivered but not yet acked, across batches: room for two batches in flight.
+MAX_ACK_PENDING_BATCHES: Final = 4
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerSpec:
+    stream: str
+    durable: str
+    filter_subject: str
+    ack_wait_seconds: float
+    batch_size: int
+    api_timeout_seconds: float = 5.0
+
+
+class EventConsumer:
+    def __init__(self, nats: NatsConnection, spec: ConsumerSpec, *, stall_check_seconds: float) -> None:
+        self._nats = nats
+        self.spec = spec
+        self._stall_check_seconds = stall_check_seconds
+        self._subscription: JetStreamContext.PullSubscription | None = None
+        self._js: JetStreamContext | None = None
+        self._seen_reconnections = -1
+        self._empty_since: float | None = None
+        self.resubscriptions = 0
+
+    async def bus_epoch(self) -> str:
+        """Identifies the JetStream stream: a stream created anew restarts its sequences."""
+        info = await self._jetstream().stream_info(self.spec.stream)
+        return str(info.created) if info.created is not None else "unknown"
+
+    async def fetch(self, wait_seconds: float) -> list[Msg]:
+        """The next events, or [] when none came within `wait_seconds`."""
+        subscription = await self._subscription_now()
+        try:
+            messages = await subscription.fetch(self.spec.batch_size, timeout=wait_seconds)
+        except (NatsTimeoutError, FetchTimeoutError, TimeoutError):
+            await self._check_stall()
+            return []
+        self._empty_since = None
+        return messages
+
+    async def start(self, after_sequence: int) -> None:
+        """Create the durable consumer if it is missing, starting after `after_sequence`, and subscribe."""
+        js = self._jetstream()
+        try:
+            await js.consumer_info(self.spec.stream, self.spec.durable)
+        except NotFoundError:
+            await js.add_consumer(self.spec.stream, self._config(after_sequence))
+            _log.info("consumer created", consumer=self.spec.durable, after_sequence=after_sequence)
+        await self._subscribe()
+
+    async def close(self) -> None:
+        if self._subscription is not None:
+            with contextlib.suppress(Exception):
+                await self._subscription.unsubscribe()
+            self._subscription = None
+
+    def _config(self, after_sequence: int) -> ConsumerConfig:
+        start = (
+            {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": after_sequence + 1}
+            if after_sequence > 0
+            else {"deliver_policy": DeliverPolicy.ALL}
+        )
+        return ConsumerConfig(
+            durable_name=self.spec.durable,
+            filter_subject=self.spec.filter_subject,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.spec.ack_wait_seconds,
+            max_deliver=-1,
+            max_ack_pending=self.spec.batch_size * MAX_ACK_PENDING_BATCHES,
+            **start,
+        )
+
+    def _jetstream(self) -> JetStreamContext:
+        client = self._nats.client
+        if client is None or not client.is_connected:
+            raise ConnectionError("NATS is not connected")
+        if self._js is None:
+            self._js = client.jetstream(timeout=self.spec.api_timeout_seconds)
+        return self._js
+
+    async def _subscription_now(self) -> JetStreamContext.PullSubscription:
+        if self._subscription is None or self._nats.reconnections != self._seen_reconnections:
+            await self._subscribe()
+        assert self._subscription is not None  # noqa: S101 - _subscribe sets it or raises
+        return self._subscription
+
+    async def _subscribe(self) -> None:
+        await self.close()
+        self._seen_reconnections = self._nats.reconnections
+        self._subscription = await self._jetstream().pull_subscribe_bind(
+            durable=self.spec.durable, stream=self.spec.stream
+        )
+        self._empty_since = None
+
+    async def _check_stall(self) -> None:
+        now = time.monotonic()
+        if self._empty_since is None:
+            self._empty_since = now
+            return
+        if now - self._empty_since < self._stall_check_seconds:
+            return
+        self._empty_since = now
+        info = await self._jetstream().consumer_info(self.spec.stream, self.spec.durable)
+        if info.num_pending:
+            _log.warning(
+                "subscription stalled with events waiting; subscribing again",
+                consumer=self.spec.durable,
+                pending=info.num_pending,
+            )
+            self.resubscriptions += 1
+            await self._subscribe()

@@ -1,0 +1,43 @@
+"""`cqrs projector run [NAME ...]`: run projections until SIGTERM, each finishing its batch in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Sequence
+
+from contexts.catalogue import REGISTRY
+from projectors.catalogue import projection_class
+from projectors.runner import ProjectionRunner
+from projectors.settings import ProjectorSettings
+from shared.cache.tags import TagAnnouncer
+from shared.infrastructure.resources import open_resources
+
+PROCESS_NAME = "projector"
+
+
+async def run_projectors(
+    settings: ProjectorSettings, names: Sequence[str], stop: asyncio.Event | None = None
+) -> list[ProjectionRunner]:
+    """Run the named projections in this process until `stop` (or a signal) is set."""
+    classes = [projection_class(name) for name in names]
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with open_resources(settings, process_name=PROCESS_NAME) as resources:
+        announcer = TagAnnouncer(resources.redis, key_prefix=settings.redis_key_prefix)
+        runners = [
+            ProjectionRunner(
+                cls(),
+                settings=settings,
+                pool=resources.pool,
+                nats=resources.nats,
+                announcer=announcer,
+                registry=REGISTRY,
+                stop=stop,
+            )
+            for cls in classes
+        ]
+        await asyncio.gather(*(runner.run() for runner in runners))
+    return runners

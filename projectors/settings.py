@@ -1,0 +1,32 @@
+"""Settings of the projector process."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from shared.settings import CommonSettings
+from shared.settings.base import Seconds
+
+
+class ProjectorSettings(CommonSettings, frozen=True, kw_only=True):
+    # Events fetched and committed together: one transaction per batch.
+    projector_batch_size: Annotated[int, msgspec.Meta(ge=1, le=5_000)] = 500
+    # How long one fetch waits for the first event; bounds how soon a stop is seen.
+    projector_fetch_timeout_seconds: Seconds = 1.0
+    # Attempts at an event that fails before it is parked (or halts its projection).
+    projector_max_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 3
+    projector_retry_delay_seconds: Seconds = 0.05
+    # JetStream redelivers what is not acked in this time (a crashed projector's batch).
+    projector_ack_wait_seconds: Seconds = 30.0
+    # Fetches that find nothing for this long make the projector ask JetStream
+    # whether events are waiting, and subscribe again if so (a subscription
+    # can stall after a server restart).
+    projector_stall_check_seconds: Seconds = 5.0
+    # How often a halted projection checks whether an operator resumed it.
+    projector_halt_poll_seconds: Seconds = 1.0
+    # The durable consumer of projection NAME is `<prefix>NAME`.
+    projector_consumer_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]*$")] = "projection-"
+    # Touched after every fetch, idle or busy: a container health check reads its age.
+    projector_heartbeat_path: str | None = None
