@@ -29,7 +29,7 @@ from shared.settings import CommonSettings, load_settings
 
 Echo = Callable[[str], None]
 # Processes without an HTTP port of their own yet: started after the APIs.
-WORKER_COMMANDS = ("relay",)
+WORKER_COMMANDS: tuple[tuple[str, ...], ...] = (("relay",), ("projector", "run"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +95,8 @@ def run_dev(options: DevOptions, environ: Mapping[str, str], echo: Echo) -> int:
             return child
 
         api_children = [spawn(p.cli_command, "--port", str(p.port)) for p in http_processes]
-        for command in WORKER_COMMANDS:
-            spawn(command)
+        for command, *arguments in WORKER_COMMANDS:
+            spawn(command, *arguments)
         for process, child in zip(http_processes, api_children, strict=True):
             _wait_http_ready(process, child, options.ready_timeout_seconds)
         seeded = _seed(http_processes[0], env, options.seed_timeout_seconds, stop) if options.seed else ""

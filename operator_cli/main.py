@@ -6,6 +6,7 @@ import click
 
 from operator_cli.database import migrate
 from operator_cli.dev import dev
+from operator_cli.projections import dlq, projections, projector
 from operator_cli.relay import events, relay
 from operator_cli.seed import seed_command
 from operator_cli.serve import command_api, query_api
@@ -22,5 +23,18 @@ def cli() -> None:
     """
 
 
-for command in (dev, migrate, stream, command_api, query_api, relay, events, users, seed_command):
+for command in (
+    dev,
+    migrate,
+    stream,
+    command_api,
+    query_api,
+    relay,
+    projector,
+    projections,
+    dlq,
+    events,
+    users,
+    seed_command,
+):
     cli.add_command(command)

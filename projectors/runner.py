@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
@@ -201,6 +203,8 @@ class ProjectionRunner:
                 last_event_at=result.last_recorded_at,
                 pending_tags=pending,
             )
+            self._crash_if("before_commit")
+        self._crash_if("after_commit")
         self._unannounced = pending
         self.applied_total += result.applied
         self.batches_total += 1
@@ -249,6 +253,11 @@ class ProjectionRunner:
             except TRANSIENT_ERRORS:
                 pass
             await self._sleep(self.settings.projector_halt_poll_seconds)
+
+    def _crash_if(self, point: str) -> None:
+        if self.settings.projector_crash_point == point:
+            _log.warning("crashing on purpose (test profile)", point=point)
+            os.kill(os.getpid(), signal.SIGKILL)
 
     def _heartbeat(self) -> None:
         if self.settings.projector_heartbeat_path:

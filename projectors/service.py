@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from contexts.catalogue import REGISTRY
 from projectors.catalogue import projection_class
@@ -17,9 +17,15 @@ PROCESS_NAME = "projector"
 
 
 async def run_projectors(
-    settings: ProjectorSettings, names: Sequence[str], stop: asyncio.Event | None = None
+    settings: ProjectorSettings,
+    names: Sequence[str],
+    stop: asyncio.Event | None = None,
+    started: Callable[[list[ProjectionRunner]], object] | None = None,
 ) -> list[ProjectionRunner]:
-    """Run the named projections in this process until `stop` (or a signal) is set."""
+    """Run the named projections in this process until `stop` (or a signal) is set.
+
+    `started` receives the runners once they exist (tests and benchmarks watch them).
+    """
     classes = [projection_class(name) for name in names]
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -39,5 +45,7 @@ async def run_projectors(
             )
             for cls in classes
         ]
+        if started is not None:
+            started(runners)
         await asyncio.gather(*(runner.run() for runner in runners))
     return runners

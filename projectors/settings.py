@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
-from shared.settings import CommonSettings
+from shared.settings import CommonSettings, env_var_name
 from shared.settings.base import Seconds
 
 
@@ -30,3 +30,12 @@ class ProjectorSettings(CommonSettings, frozen=True, kw_only=True):
     projector_consumer_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]*$")] = "projection-"
     # Touched after every fetch, idle or busy: a container health check reads its age.
     projector_heartbeat_path: str | None = None
+    # Tests only: kill this process with SIGKILL right before or right after a
+    # batch commits, to prove recovery at exactly those points. Refused
+    # outside the test profile.
+    projector_crash_point: Literal["none", "before_commit", "after_commit"] = "none"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.projector_crash_point != "none" and self.profile != "test":
+            raise ValueError(f"{env_var_name('projector_crash_point')} is for the test profile only")

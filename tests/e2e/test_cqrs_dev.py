@@ -141,5 +141,5 @@ def test_dev_external_uses_the_configured_servers(
         if process.poll() is None:
             process.kill()
     assert process.returncode == 0, output
-    assert names == {"command-api.pid.json", "query-api.pid.json", "relay.pid.json"}
+    assert names == {"command-api.pid.json", "query-api.pid.json", "relay.pid.json", "projector.pid.json"}
     assert service_environment["CQRS_DATABASE_URL"] in output

@@ -17,7 +17,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 INFRA_SERVICES = {"postgres", "nats", "redis"}
 ONE_SHOT_SERVICES = {"migrate"}
 # The projector service joins with `cqrs projector run` (the projections issue).
-APP_SERVICES = {"migrate", "command-api", "query-api", "relay"}
+APP_SERVICES = {"migrate", "command-api", "query-api", "relay", "projector"}
 REQUIRED_SERVICES = INFRA_SERVICES | APP_SERVICES
 
 

@@ -8,12 +8,13 @@ import msgspec
 import pytest
 
 from command_api.settings import CommandApiSettings
+from projectors.settings import ProjectorSettings
 from query_api.settings import QueryApiSettings
 from relay.settings import RelaySettings
 from shared.settings import DatabaseSettings, env_var_name
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
-SETTINGS_CLASSES = [DatabaseSettings, CommandApiSettings, QueryApiSettings, RelaySettings]
+SETTINGS_CLASSES = [DatabaseSettings, CommandApiSettings, QueryApiSettings, RelaySettings, ProjectorSettings]
 
 
 @pytest.mark.parametrize("cls", SETTINGS_CLASSES, ids=lambda cls: cls.__name__)
