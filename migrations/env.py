@@ -14,12 +14,8 @@ from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from projectors.catalogue import PROJECTIONS  # noqa: F401 - registers every read table
-from projectors.tables import REBUILD_SCHEMA, read_metadata
-from shared.db.schema import metadata
+from migrations.target import TARGET_METADATA, include_name
 from shared.infrastructure.postgres import asyncpg_url
-
-TARGET_METADATA = [metadata, read_metadata]
 
 config = context.config
 
@@ -29,11 +25,6 @@ def _database_url() -> str:
     if not url:
         raise SystemExit("CQRS_DATABASE_URL is required to run migrations")
     return asyncpg_url(str(url))
-
-
-def include_name(name: str | None, type_: str, parent_names: object) -> bool:
-    """Leave a rebuild's scratch schema out of comparisons: what it holds is transient."""
-    return not (type_ == "schema" and name == REBUILD_SCHEMA)
 
 
 def _configure(connection: Connection) -> None:

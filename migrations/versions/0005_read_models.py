@@ -50,7 +50,6 @@ def upgrade() -> None:
         ["account_id", "version"],
         unique=True,
         schema="read",
-        postgresql_ops={"version": "DESC"},
     )
     op.create_table(
         "accounts",
@@ -188,7 +187,6 @@ def downgrade() -> None:
         op.f("ix_account_entries_account_id_version"),
         table_name="account_entries",
         schema="read",
-        postgresql_ops={"version": "DESC"},
     )
     op.drop_table("account_entries", schema="read")
     op.execute("DROP SCHEMA IF EXISTS read_next CASCADE")
