@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -9,14 +10,18 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
+import httpx
 import psutil
 import pytest
 
 from devstack.ports import free_port
 from devstack.processes import find_pidfiles
+from tests.integration.command_api.conftest import PASSWORD
 
 pytestmark = pytest.mark.slow
 
@@ -135,6 +140,9 @@ def test_dev_external_uses_the_configured_servers(
     try:
         _wait_until_ready(process, ports)
         names = {path.name for path in find_pidfiles(data_dir)}
+        _a_deposit_reaches_the_read_model(
+            f"http://127.0.0.1:{ports[0]}", service_environment["CQRS_DATABASE_URL"]
+        )
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)
     finally:
@@ -143,3 +151,41 @@ def test_dev_external_uses_the_configured_servers(
     assert process.returncode == 0, output
     assert names == {"command-api.pid.json", "query-api.pid.json", "relay.pid.json", "projector.pid.json"}
     assert service_environment["CQRS_DATABASE_URL"] in output
+
+
+def _a_deposit_reaches_the_read_model(command_api: str, database_url: str) -> None:
+    """Through every process: command API, store, relay, JetStream, projector, read tables."""
+    email = f"e2e-{uuid.uuid4().hex[:12]}@example.com"
+    with httpx.Client(base_url=command_api, timeout=10) as client:
+        registered = client.post(
+            "/v1/auth/register", json={"email": email, "password": PASSWORD, "display_name": "E2E"}
+        )
+        assert registered.status_code == 201, registered.text
+        login = client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        opened = client.post("/v1/accounts", json={"currency": "EUR", "name": "e2e"}, headers=headers)
+        account_id = opened.json()["account_id"]
+        deposit = client.post(
+            f"/v1/accounts/{account_id}/deposits", json={"amount": 250, "reference": "e2e"}, headers=headers
+        )
+        assert deposit.status_code == 201, deposit.text
+
+    async def projected() -> tuple[object, ...] | None:
+        connection = await asyncpg.connect(database_url, timeout=10)
+        try:
+            row = await connection.fetchrow(
+                "SELECT a.balance, a.version, (SELECT count(*) FROM read.account_entries e "
+                "WHERE e.account_id = a.account_id) AS entries, "
+                "(SELECT roles FROM read.users WHERE email = $2) AS roles "
+                "FROM read.accounts a WHERE a.account_id = $1",
+                uuid.UUID(account_id),
+                email,
+            )
+        finally:
+            await connection.close()
+        return tuple(row.values()) if row is not None else None
+
+    deadline = time.monotonic() + 30
+    while (seen := asyncio.run(projected())) != (250, 2, 1, ["user"]):
+        assert time.monotonic() < deadline, f"read model never showed the deposit: {seen}"
+        time.sleep(0.1)
