@@ -27,10 +27,12 @@ async def run_projectors(
     `started` receives the runners once they exist (tests and benchmarks watch them).
     """
     classes = [projection_class(name) for name in names]
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    if stop is None:
+        # Run as the process: SIGTERM and SIGINT stop it. An embedding caller brings its own event.
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
     async with open_resources(settings, process_name=PROCESS_NAME) as resources:
         announcer = TagAnnouncer(resources.redis, key_prefix=settings.redis_key_prefix)
         runners = [
