@@ -50,8 +50,9 @@ TRANSIENT_ERRORS: Final = (
 
 _log = structlog.get_logger("projector.applier")
 
-_EVENT_COLUMNS: Final = """global_position, event_id, stream_id, stream_type, version, event_type,
-       schema_version, data::text AS data, recorded_at"""
+# Qualified: the ranges below have a `stream_id` column too.
+_EVENT_COLUMNS: Final = """e.global_position, e.event_id, e.stream_id, e.stream_type, e.version, e.event_type,
+       e.schema_version, e.data::text AS data, e.recorded_at"""
 
 # Versions between lo and hi (inclusive) of each stream, in one round trip.
 _READ_RANGES: Final = f"""
@@ -258,7 +259,8 @@ class BatchApplier:
             _log.error(
                 "event parked",
                 projection=self.projection.name,
-                event=event.position_label,
+                # Not `event=`: structlog takes the message as its `event` argument.
+                parked_event=event.position_label,
                 attempts=failure.attempts,
                 error=failure.error,
             )

@@ -49,6 +49,10 @@ class EventConsumer:
         self._empty_since: float | None = None
         self.resubscriptions = 0
 
+    @property
+    def max_ack_pending(self) -> int:
+        return self.spec.batch_size * MAX_ACK_PENDING_BATCHES
+
     async def bus_epoch(self) -> str:
         """Identifies the JetStream stream: a stream created anew restarts its sequences."""
         info = await self._jetstream().stream_info(self.spec.stream)
@@ -65,14 +69,21 @@ class EventConsumer:
         self._empty_since = None
         return messages
 
-    async def start(self, after_sequence: int) -> None:
-        """Create the durable consumer if it is missing, starting after `after_sequence`, and subscribe."""
+    async def start(self, checkpoint_sequence: int) -> None:
+        """Create the durable consumer if it is missing, and subscribe.
+
+        A consumer created anew (the first run, or one deleted by hand) starts
+        a window before the checkpoint's sequence: events below it may still
+        have been unacked (JetStream has at most `max_ack_pending` of them
+        outstanding), and stream versions skip what was applied.
+        """
         js = self._jetstream()
         try:
             await js.consumer_info(self.spec.stream, self.spec.durable)
         except NotFoundError:
-            await js.add_consumer(self.spec.stream, self._config(after_sequence))
-            _log.info("consumer created", consumer=self.spec.durable, after_sequence=after_sequence)
+            after = max(0, checkpoint_sequence - self.max_ack_pending)
+            await js.add_consumer(self.spec.stream, self._config(after))
+            _log.info("consumer created", consumer=self.spec.durable, after_sequence=after)
         await self._subscribe()
 
     async def close(self) -> None:
@@ -93,7 +104,7 @@ class EventConsumer:
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=self.spec.ack_wait_seconds,
             max_deliver=-1,
-            max_ack_pending=self.spec.batch_size * MAX_ACK_PENDING_BATCHES,
+            max_ack_pending=self.max_ack_pending,
             **start,
         )
 

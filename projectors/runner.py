@@ -1,8 +1,9 @@
 """Runs one projection: fetch a batch, apply it and advance the checkpoint in one transaction, ack, announce.
 
 Crash-safety follows from the order. A crash before the commit leaves
-nothing: JetStream redelivers the batch. A crash after the commit and before
-the acks redelivers events the checkpoint already holds: they are skipped.
+nothing: JetStream redelivers the batch (possibly after newer events). A
+crash after the commit and before the acks redelivers events already
+applied: their stream versions show it, and they are skipped.
 The cache tags of a commit are stored in it too, and announced again after a
 restart if the announcement may have been lost.
 """
@@ -132,7 +133,7 @@ class ProjectionRunner:
                     )
                 await checkpoints.start_epoch(connection, self.projection.name, epoch)
                 start_after = 0
-        await self.consumer.start(after_sequence=start_after)
+        await self.consumer.start(checkpoint_sequence=start_after)
 
     async def _wait_for_bus_epoch(self) -> str:
         backoff = 0.1
@@ -171,14 +172,11 @@ class ProjectionRunner:
 
     async def _process(self, messages: Sequence[Msg]) -> None:
         envelopes: list[Envelope] = []
-        sequences: list[int] = []
         for message in messages:
-            sequence = message.metadata.sequence.stream
             try:
                 envelopes.append(
                     from_message(message.subject, message.headers or {}, message.data, self._registry)
                 )
-                sequences.append(sequence)
             except MalformedMessage as error:
                 # Not published by a relay: nothing in the store to apply or park.
                 _log.error("message is not an event; skipped", subject=message.subject, error=str(error))
@@ -187,10 +185,11 @@ class ProjectionRunner:
             checkpoint = await checkpoints.lock(connection, self.projection.name)
             if checkpoint.state != "running":
                 raise Halted
-            fresh = [
-                e for e, seq in zip(envelopes, sequences, strict=True) if seq > checkpoint.stream_sequence
-            ]
-            result = await self._applier.apply(connection, fresh)
+            # Every event goes to the applier, even one at or below the checkpoint's
+            # sequence: JetStream redelivers a killed or nak'ed batch only after
+            # newer events went by, so a low sequence may never have been applied.
+            # The stream versions tell applied events from new ones.
+            result = await self._applier.apply(connection, envelopes)
             if result.halted_by is not None:
                 raise _HaltNow(result.halted_by)
             await dead_letters.park(connection, self.projection.name, result.parked)

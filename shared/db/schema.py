@@ -117,9 +117,9 @@ idempotency_records = Table(
 )
 
 # How far each projection got, written in the same transaction as its read
-# model changes. `stream_sequence` is the last JetStream sequence applied: a
-# redelivery at or below it is skipped. `position` is the highest global
-# position applied (lag is counted from it). `bus_epoch` names the JetStream
+# model changes. `stream_sequence` is the highest JetStream sequence applied
+# and `position` the highest global position (status and lag are counted from
+# them; what a redelivery skips is decided by the projection's stream versions). `bus_epoch` names the JetStream
 # stream the sequence belongs to (a recreated stream starts again at 1).
 # `pending_tags` are cache tags not yet announced when the row was written:
 # a restarted projector announces them again. Every reader of projection
