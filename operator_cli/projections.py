@@ -207,6 +207,15 @@ def dlq() -> None:
     """Dead letters: events a projection parked after repeated failures."""
 
 
+async def _refuse_unknown(connection: postgres.Connection, projection: str, ids: Sequence[int]) -> None:
+    """Ids that name no dead letter (mistyped, or renumbered by a retry) are an error, not a no-op."""
+    found = {p.id for p in await dead_letters.list_parked(connection, projection, ids)}
+    if missing := sorted(set(ids) - found):
+        raise click.ClickException(
+            f"no dead letter {', '.join(map(str, missing))} of {projection}: see `cqrs dlq list`"
+        )
+
+
 @dlq.command("list")
 @click.option("--projection", default=None, help="Only this projection's.")
 def dlq_list(projection: str | None) -> None:
@@ -243,11 +252,15 @@ def dlq_retry(projection: str, ids: tuple[int, ...]) -> None:
             retry_delay_seconds=settings.projector_retry_delay_seconds,
         )
         async with _pool(settings, size=1) as pool, pool.acquire() as connection:
+            await _refuse_unknown(connection, cls.name, ids)
             outcome = await dead_letters.retry_in_transaction(connection, applier, ids or None)
         await _announce(settings, set(outcome.tags))
         return outcome
 
-    outcome = asyncio.run(retry())
+    try:
+        outcome = asyncio.run(retry())
+    except LookupError as error:  # no checkpoint yet: the projector never ran
+        raise click.ClickException(str(error)) from error
     click.echo(
         f"{outcome.applied} applied, {outcome.still_parked} still parked"
         + (f"; {projection} resumed" if outcome.resumed else "")
@@ -266,6 +279,7 @@ def dlq_drop(projection: str, ids: tuple[int, ...]) -> None:
 
     async def drop() -> int:
         async with _pool(settings, size=1) as pool, pool.acquire() as connection, connection.transaction():
+            await _refuse_unknown(connection, cls.name, ids)
             return await dead_letters.drop(connection, cls(), ids)
 
     try:

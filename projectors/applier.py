@@ -158,8 +158,11 @@ class BatchApplier:
         # events. A rebuild keeps its own parked streams in memory instead.
         self._dead_letters_table = dead_letters_table
         self.blocked_in_memory: set[UUID] = set()
+        # Events an operator dropped: they advance their stream's version and change nothing.
+        self.dropped: frozenset[UUID] = frozenset()
         blocked = (
-            "EXISTS (SELECT 1 FROM dead_letters d WHERE d.projection = $2 AND d.stream_id = s.stream_id)"
+            "EXISTS (SELECT 1 FROM dead_letters d WHERE d.projection = $2 AND d.stream_id = s.stream_id"
+            " AND d.dropped_at IS NULL)"
             if dead_letters_table
             else "false AND $2::text IS NOT NULL"
         )
@@ -186,24 +189,38 @@ class BatchApplier:
             fresh.extend(await self._read_missing(connection, missing))
         fresh.sort(key=lambda e: e.global_position)
         new_versions: dict[UUID, int] = {}
-        runnable = []
-        for event in fresh:
-            if states.get(event.stream_id, StreamState(0, False)).blocked:
-                result.parked.append(
-                    DeadLetter(event, "blocked: an earlier event of its stream is parked", 0)
-                )
-            else:
-                runnable.append(event)
+        runnable, dropped_versions = self._sort_out(fresh, states, result)
         if runnable:
             await self._apply_runnable(connection, runnable, result, new_versions)
         if result.halted_by is not None:
             return result
+        parked_streams = {letter.event.stream_id for letter in result.parked}
+        for stream_id, version in dropped_versions.items():
+            if stream_id not in parked_streams:
+                new_versions[stream_id] = max(new_versions.get(stream_id, 0), version)
         if not self._dead_letters_table:
             self.blocked_in_memory.update(letter.event.stream_id for letter in result.parked)
         if new_versions:
             await connection.execute(self._write_versions, list(new_versions), list(new_versions.values()))
         _note_progress(result, fresh)
         return result
+
+    def _sort_out(
+        self, fresh: list[Envelope], states: dict[UUID, StreamState], result: BatchResult
+    ) -> tuple[list[Envelope], dict[UUID, int]]:
+        """Park what a parked stream blocks; set dropped events aside; the rest is to apply."""
+        runnable = []
+        dropped_versions: dict[UUID, int] = {}
+        for event in fresh:
+            if states.get(event.stream_id, StreamState(0, False)).blocked:
+                result.parked.append(
+                    DeadLetter(event, "blocked: an earlier event of its stream is parked", 0)
+                )
+            elif event.event_id in self.dropped:
+                dropped_versions[event.stream_id] = event.version
+            else:
+                runnable.append(event)
+        return runnable, dropped_versions
 
     async def _apply_runnable(
         self,

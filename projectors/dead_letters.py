@@ -20,7 +20,9 @@ INSERT INTO dead_letters (projection, global_position, event_id, stream_id, stre
 SELECT $1, *, now() FROM unnest($2::bigint[], $3::uuid[], $4::uuid[], $5::text[], $6::int[], $7::text[],
                                 $8::text[], $9::int[])
 ON CONFLICT (projection, event_id) DO UPDATE SET
-    error = EXCLUDED.error,
+    -- Parked again as blocked (no attempt made, as when a later event of its stream reads it
+    -- from the store again): its own failure stays the error shown.
+    error = CASE WHEN EXCLUDED.attempts = 0 THEN dead_letters.error ELSE EXCLUDED.error END,
     attempts = dead_letters.attempts + EXCLUDED.attempts,
     parked_at = now()
 """
@@ -48,15 +50,17 @@ SELECT id, projection, global_position, event_id, stream_id, stream_type, versio
        attempts, first_failed_at, parked_at
   FROM dead_letters
  WHERE ($1::text IS NULL OR projection = $1) AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[]))
+   AND dropped_at IS NULL
  ORDER BY projection, global_position
 """
+_DROPPED: Final = "SELECT event_id FROM dead_letters WHERE projection = $1 AND dropped_at IS NOT NULL"
 _EVENTS_BY_ID: Final = """
 SELECT global_position, event_id, stream_id, stream_type, version, event_type, schema_version,
        data::text AS data, recorded_at
   FROM events WHERE event_id = ANY($1::uuid[]) ORDER BY global_position
 """
 _TAKE_STREAMS: Final = """
-DELETE FROM dead_letters WHERE projection = $1 AND stream_id = ANY($2::uuid[])
+DELETE FROM dead_letters WHERE projection = $1 AND stream_id = ANY($2::uuid[]) AND dropped_at IS NULL
 RETURNING event_id, attempts
 """
 
@@ -115,18 +119,17 @@ async def retry(
     rows = await connection.fetch(_EVENTS_BY_ID, list(earlier_attempts))
     events = [from_row(applier.registry, row) for row in rows]
     result = await applier.apply(connection, events)
-    failed = list(result.parked)
     if result.halted_by is not None:
-        failed.append(result.halted_by)
+        # Nothing of this retry is kept but the parked events, with their new attempts. The
+        # rollback restores their rows (earlier attempts included) and `park` adds this retry's.
+        raise _RetryFailed([*result.parked, result.halted_by])
+    # Their rows were taken above: park them again with the attempts of both.
     failed = [
         DeadLetter(
             letter.event, letter.error, letter.attempts + earlier_attempts.get(letter.event.event_id, 0)
         )
-        for letter in failed
+        for letter in result.parked
     ]
-    if result.halted_by is not None:
-        # Nothing of this retry is kept but the parked events, with their new attempts.
-        raise _RetryFailed(failed)
     await park(connection, projection, failed)
     await checkpoints.advance(
         connection,
@@ -165,6 +168,8 @@ async def retry_in_transaction(
 async def drop(connection: Connection, projection: Projection, ids: Sequence[int]) -> int:
     """Give up on parked events: their streams move past them, as if they had no effect.
 
+    The rows stay, marked dropped, so that a rebuild skips the events too.
+
     Only a stream's earliest parked event can go (or one already applied):
     dropping a later one would skip events that never applied.
     """
@@ -188,5 +193,10 @@ async def drop(connection: Connection, projection: Projection, ids: Sequence[int
                 f"dead letter {letter.id} is version {letter.version} of {letter.stream_id}, which applied "
                 f"only up to {applied}: retry or drop the earlier ones first"
             )
-        await connection.execute("DELETE FROM dead_letters WHERE id = $1", letter.id)
+        await connection.execute("UPDATE dead_letters SET dropped_at = now() WHERE id = $1", letter.id)
     return len(letters)
+
+
+async def dropped_event_ids(connection: Connection, projection: str) -> frozenset[UUID]:
+    """Events an operator dropped: applied as if they had no effect, by a rebuild too."""
+    return frozenset(row["event_id"] for row in await connection.fetch(_DROPPED, projection))

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
+from uuid import UUID
 
 import asyncpg
 import structlog
@@ -47,10 +48,13 @@ _READ_CHUNK: Final = """
 SELECT global_position, event_id, stream_id, stream_type, version, event_type, schema_version,
        data::text AS data, recorded_at
   FROM events
- WHERE global_position > $1 AND stream_type = ANY($2::text[])
+ WHERE global_position > $1 AND global_position <= $4 AND stream_type = ANY($2::text[])
  ORDER BY global_position
  LIMIT $3
 """
+# Where the store ends as a phase starts: a phase reads up to it and no further, so that it ends
+# even while writes go on (what comes later is the next phase's, or the live projector's).
+_END: Final = "SELECT coalesce(max(global_position), 0) FROM events"
 _COUNT: Final = "SELECT count(*) FROM events WHERE global_position > $1 AND stream_type = ANY($2::text[])"
 
 
@@ -122,7 +126,8 @@ class Rebuild:
         self._progress = progress or (lambda _: None)
         self._applier = BatchApplier(self.copy, registry, max_attempts=max_attempts, dead_letters_table=False)
         self._live_applier = BatchApplier(self.live, registry, max_attempts=max_attempts)
-        self._parked: list[DeadLetter] = []
+        # By event: a parked stream's later event makes the copy read (and park) its earlier ones again.
+        self._parked: dict[UUID, DeadLetter] = {}
         self._position = 0
         self._stream_types = sorted(projection_class.stream_types)
 
@@ -136,6 +141,8 @@ class Rebuild:
             try:
                 async with self._pool.acquire() as connection:
                     await checkpoints.ensure(connection, self.live.name, self.live.stream_types)
+                    dropped = await dead_letters.dropped_event_ids(connection, self.live.name)
+                    self._applier.dropped = self._live_applier.dropped = dropped
                     await self._create_tables(connection)
                     total = await connection.fetchval(_COUNT, 0, self._stream_types)
                     report.events += await self._read_store(connection, "bulk", total, started)
@@ -151,8 +158,11 @@ class Rebuild:
 
     async def _read_store(self, connection: Connection, phase: str, total: int, started: float) -> int:
         done = 0
+        end = await connection.fetchval(_END)
         while True:
-            rows = await connection.fetch(_READ_CHUNK, self._position, self._stream_types, self._chunk_size)
+            rows = await connection.fetch(
+                _READ_CHUNK, self._position, self._stream_types, self._chunk_size, end
+            )
             if not rows:
                 return done
             events = [from_row(self._registry, row) for row in rows]
@@ -165,14 +175,18 @@ class Rebuild:
                 return done
 
     def _keep(self, result: BatchResult) -> None:
-        self._parked.extend(result.parked)
+        for letter in result.parked:
+            # Parked again as blocked (no attempt): the first failure stays the reason.
+            if letter.attempts > 0 or letter.event.event_id not in self._parked:
+                self._parked[letter.event.event_id] = letter
 
     async def _fenced(self, connection: Connection, report: RebuildReport, *, dry_run: bool) -> None:
         try:
             async with connection.transaction():
                 checkpoint = await checkpoints.lock(connection, self.live.name)
+                end = await connection.fetchval(_END)
                 while rows := await connection.fetch(
-                    _READ_CHUNK, self._position, self._stream_types, self._chunk_size
+                    _READ_CHUNK, self._position, self._stream_types, self._chunk_size, end
                 ):
                     self._keep(
                         await self._applier.apply(connection, [from_row(self._registry, r) for r in rows])
@@ -214,11 +228,12 @@ class Rebuild:
 
     async def _swap(self, connection: Connection, checkpoint: checkpoints.Checkpoint) -> None:
         name = self.live.name
-        await dead_letters.park(connection, name, self._parked)
+        await dead_letters.park(connection, name, list(self._parked.values()))
         # Events the copy applied (a fixed bug) are no longer dead letters.
         await connection.execute(
             f"""DELETE FROM dead_letters d USING {self.copy.qualified(self.copy.streams)} s
-                 WHERE d.projection = $1 AND d.stream_id = s.stream_id AND d.version <= s.version""",
+                 WHERE d.projection = $1 AND d.stream_id = s.stream_id AND d.version <= s.version
+                   AND d.dropped_at IS NULL""",
             name,
         )
         for table in self.live.all_tables():

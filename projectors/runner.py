@@ -222,7 +222,7 @@ class ProjectionRunner:
         _log.error(
             "event failed; projection halted",
             projection=self.projection.name,
-            event=letter.event.position_label,
+            halted_event=letter.event.position_label,
             error=letter.error,
         )
 

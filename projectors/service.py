@@ -49,5 +49,14 @@ async def run_projectors(
         ]
         if started is not None:
             started(runners)
-        await asyncio.gather(*(runner.run() for runner in runners))
+        await asyncio.gather(*(_run_or_stop_all(runner, stop) for runner in runners))
     return runners
+
+
+async def _run_or_stop_all(runner: ProjectionRunner, stop: asyncio.Event) -> None:
+    """A runner that fails for good stops the others too: the process exits, its supervisor restarts it."""
+    try:
+        await runner.run()
+    except BaseException:
+        stop.set()
+        raise

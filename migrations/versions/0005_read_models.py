@@ -130,6 +130,7 @@ def upgrade() -> None:
     op.add_column(
         "dead_letters", sa.Column("version", sa.Integer(), server_default=sa.text("0"), nullable=False)
     )
+    op.add_column("dead_letters", sa.Column("dropped_at", sa.DateTime(timezone=True), nullable=True))
     op.create_index(
         op.f("ix_dead_letters_projection_stream_id"),
         "dead_letters",
@@ -173,6 +174,7 @@ def downgrade() -> None:
     op.drop_column("projection_checkpoints", "bus_epoch")
     op.drop_column("projection_checkpoints", "stream_sequence")
     op.drop_index(op.f("ix_dead_letters_projection_stream_id"), table_name="dead_letters")
+    op.drop_column("dead_letters", "dropped_at")
     op.drop_column("dead_letters", "version")
     op.drop_column("dead_letters", "stream_type")
     op.drop_table("users_streams", schema="read")

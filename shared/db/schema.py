@@ -119,8 +119,9 @@ idempotency_records = Table(
 # How far each projection got, written in the same transaction as its read
 # model changes. `stream_sequence` is the highest JetStream sequence applied
 # and `position` the highest global position (status and lag are counted from
-# them; what a redelivery skips is decided by the projection's stream versions). `bus_epoch` names the JetStream
-# stream the sequence belongs to (a recreated stream starts again at 1).
+# them; what a redelivery skips is decided by the projection's stream versions).
+# `bus_epoch` names the JetStream stream the sequence belongs to (a recreated
+# stream starts again at 1).
 # `pending_tags` are cache tags not yet announced when the row was written:
 # a restarted projector announces them again. Every reader of projection
 # status (CLI, query API, metrics) reads this row and nothing of the projector.
@@ -157,6 +158,9 @@ dead_letters = Table(
     Column("attempts", Integer, nullable=False),
     Column("first_failed_at", DateTime(timezone=True), nullable=False),
     Column("parked_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # An operator gave up on the event (`cqrs dlq drop`): the row stays as the
+    # record that the event has no effect, which a rebuild honours too.
+    Column("dropped_at", DateTime(timezone=True)),
     UniqueConstraint("projection", "event_id"),
     Index(None, "projection", "stream_id"),
 )

@@ -18,7 +18,8 @@ LAG_COUNT_LIMIT: Final = 1_000_000
 
 _STATUS: Final = """
 SELECT c.projection, c.position, c.stream_sequence, c.state, c.halted_reason, c.last_event_at, c.updated_at,
-       (SELECT count(*) FROM dead_letters d WHERE d.projection = c.projection) AS dead_letters,
+       (SELECT count(*) FROM dead_letters d
+         WHERE d.projection = c.projection AND d.dropped_at IS NULL) AS dead_letters,
        lag.events AS lag_events,
        extract(epoch FROM now() - lag.oldest) AS lag_seconds
   FROM projection_checkpoints c

@@ -16,8 +16,8 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from shared.db import migrate
 from migrations.target import TARGET_METADATA, include_name
+from shared.db import migrate
 from shared.infrastructure.postgres import asyncpg_url
 
 
