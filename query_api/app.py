@@ -10,6 +10,7 @@ from litestar import Router
 from litestar.datastructures import State
 from litestar.di import Provide
 
+from query_api.admin.projections import projections
 from query_api.identity.me import me
 from query_api.runtime import QueryRuntime
 from query_api.settings import QueryApiSettings
@@ -43,7 +44,7 @@ def create_app(settings: QueryApiSettings) -> RequestContextMiddleware:
 
     v1 = Router(
         path="/v1",
-        route_handlers=[me],
+        route_handlers=[me, projections],
         dependencies={"runtime": Provide(_provide_runtime, sync_to_thread=False)},
         security=[{"BearerToken": []}, {"ApiKey": []}],
     )
