@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -145,9 +146,10 @@ class Rebuild:
                     self._applier.dropped = self._live_applier.dropped = dropped
                     await self._create_tables(connection)
                     total = await connection.fetchval(_COUNT, 0, self._stream_types)
-                    report.events += await self._read_store(connection, "bulk", total, started)
+                    # The guard's connection is idle: it reads ahead while `connection` applies.
+                    report.events += await self._read_store(connection, guard, "bulk", total, started)
                     await self._create_deferred_indexes(connection)
-                    report.events += await self._read_store(connection, "catch-up", 0, started)
+                    report.events += await self._read_store(connection, guard, "catch-up", 0, started)
                     await self._fenced(connection, report, dry_run=dry_run)
                     await self._drop_tables(connection)
             finally:
@@ -156,23 +158,40 @@ class Rebuild:
         report.parked = len(self._parked)
         return report
 
-    async def _read_store(self, connection: Connection, phase: str, total: int, started: float) -> int:
+    async def _read_store(
+        self, connection: Connection, reader: Connection, phase: str, total: int, started: float
+    ) -> int:
+        """Apply the store's events up to where it ended as the phase began, reading one chunk ahead."""
         done = 0
-        end = await connection.fetchval(_END)
-        while True:
-            rows = await connection.fetch(
-                _READ_CHUNK, self._position, self._stream_types, self._chunk_size, end
+        end = await reader.fetchval(_END)
+
+        def read_after(position: int) -> asyncio.Future[list[asyncpg.Record]]:
+            return asyncio.ensure_future(
+                reader.fetch(_READ_CHUNK, position, self._stream_types, self._chunk_size, end)
             )
-            if not rows:
-                return done
-            events = [from_row(self._registry, row) for row in rows]
-            async with connection.transaction():
-                self._keep(await self._applier.apply(connection, events))
-            self._position = rows[-1]["global_position"]
-            done += len(rows)
-            self._progress(Progress(phase, done, max(total, done), time.monotonic() - started))
-            if len(rows) < self._chunk_size and phase == "catch-up":
-                return done
+
+        ahead: asyncio.Future[list[asyncpg.Record]] | None = read_after(self._position)
+        try:
+            while ahead is not None:
+                rows = await ahead
+                ahead = None
+                if not rows:
+                    break
+                last = rows[-1]["global_position"]
+                if len(rows) == self._chunk_size:
+                    # PostgreSQL reads the next chunk while Python applies this one.
+                    ahead = read_after(last)
+                events = [from_row(self._registry, row) for row in rows]
+                async with connection.transaction():
+                    self._keep(await self._applier.apply(connection, events))
+                self._position = last
+                done += len(rows)
+                self._progress(Progress(phase, done, max(total, done), time.monotonic() - started))
+        finally:
+            if ahead is not None:
+                # Leave the reader idle (a failed apply ends here): wait for its query, whatever it gives.
+                await asyncio.gather(ahead, return_exceptions=True)
+        return done
 
     def _keep(self, result: BatchResult) -> None:
         for letter in result.parked:

@@ -18,23 +18,31 @@ from redis.asyncio import Redis
 # Longer than any cached answer lives: a missing version key also means "changed".
 TAG_VERSION_TTL_SECONDS: Final = 7 * 24 * 3600
 
+# One command for a whole batch's tags: the projector benchmark measured a
+# pipeline of one SET per tag at 16% of the projector's time (redis-py packs
+# and parses each command). A script's keys must share a hash slot on a Redis
+# Cluster: there, hash-tag the prefix (e.g. CQRS_REDIS_KEY_PREFIX="{cqrs}:").
+_SET_ALL: Final = """
+for i = 1, #KEYS do
+    redis.call('SET', KEYS[i], ARGV[1], 'EX', ARGV[2])
+end
+return #KEYS
+"""
+
 
 def tag_version_key(prefix: str, tag: str) -> str:
     return f"{prefix}tag:{tag}"
 
 
 class TagAnnouncer:
-    """Sets new versions for tags in one round trip (a pipeline without a transaction)."""
+    """Sets new versions for tags in one round trip and one command."""
 
     def __init__(self, redis: Redis, *, key_prefix: str) -> None:
-        self._redis = redis
         self._prefix = key_prefix
+        self._set_all = redis.register_script(_SET_ALL)
 
     async def announce(self, tags: Collection[str]) -> None:
         if not tags:
             return
-        version = secrets.token_hex(8)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for tag in tags:
-                pipe.set(tag_version_key(self._prefix, tag), version, ex=TAG_VERSION_TTL_SECONDS)
-            await pipe.execute()
+        keys = [tag_version_key(self._prefix, tag) for tag in tags]
+        await self._set_all(keys=keys, args=[secrets.token_hex(8), TAG_VERSION_TTL_SECONDS])

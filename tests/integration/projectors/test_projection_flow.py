@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from redis.asyncio import Redis
 
+from contexts.catalogue import REGISTRY
+from contexts.ledger.events import MoneyDeposited
+from shared.cache.tags import tag_version_key
+from shared.eventsourcing.store import NewEvent, StreamWrite
 from shared.infrastructure.event_store import PostgresEventStore
 from tests.integration.projectors.helpers import (
     dry_run,
@@ -50,3 +56,69 @@ async def test_projections_follow_the_store_and_equal_a_rebuild(
     for name in ("accounts", "owner_summaries", "users"):
         report = await dry_run(database_url, name)
         assert report.differences == [], name
+
+
+async def test_each_commit_announces_the_tags_it_touched(
+    store: PostgresEventStore, service_environment: dict[str, str], database_url: str, redis_url: str
+) -> None:
+    """After its commit a projector sets new versions for the cache tags of what changed, and only those."""
+    prefix = service_environment["CQRS_REDIS_KEY_PREFIX"]
+    redis = Redis.from_url(redis_url, socket_timeout=5)
+
+    async def versions(tags: list[str]) -> list[bytes | None]:
+        return list(await redis.mget([tag_version_key(prefix, tag) for tag in tags]))
+
+    try:
+        await append_accounts(store, accounts=2, deposits=1)
+        async with running_relay(service_environment), running_projectors(service_environment):
+
+            async def projected(count: int) -> bool:
+                return sum((await projected_versions(database_url, "accounts")).values()) == count
+
+            await wait_until(lambda: projected(4), 30, "both accounts projected")
+            connection = await asyncpg.connect(database_url, timeout=10)
+            try:
+                rows = await connection.fetch(
+                    "SELECT account_id, owner_id FROM read.accounts ORDER BY account_id"
+                )
+            finally:
+                await connection.close()
+            (first, first_owner), (second, second_owner) = [(r["account_id"], r["owner_id"]) for r in rows]
+            tags = [f"account:{first}", f"owner:{first_owner}", f"account:{second}", f"owner:{second_owner}"]
+
+            async def announced() -> bool:
+                return None not in await versions(tags)
+
+            # Announced after the commit: poll for it rather than assume it came with the rows.
+            await wait_until(announced, 10, "the tags are announced")
+            before = await versions(tags)
+            await store.append(
+                [StreamWrite(first, "account", 2, 3, b"{}")],
+                [
+                    NewEvent(
+                        event_id=uuid.uuid4(),
+                        stream_id=first,
+                        stream_type="account",
+                        version=3,
+                        event_type="MoneyDeposited",
+                        schema_version=1,
+                        data=REGISTRY.encode(
+                            MoneyDeposited(
+                                account_id=first, entry_id=uuid.uuid4(), amount=1, reference="again"
+                            )
+                        ),
+                    )
+                ],
+            )
+
+            async def first_changed() -> bool:
+                now = await versions(tags)
+                return now[0] != before[0] and now[1] != before[1]
+
+            await wait_until(first_changed, 30, "the deposit's tags get new versions")
+            after = await versions(tags)
+            assert after[2:] == before[2:]  # the other account's tags are untouched
+            ttl = await redis.ttl(tag_version_key(prefix, tags[0]))
+            assert 0 < ttl <= 7 * 24 * 3600
+    finally:
+        await redis.aclose()
