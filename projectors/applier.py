@@ -30,7 +30,7 @@ import asyncpg
 import structlog
 
 from projectors.envelope import Envelope, from_row
-from projectors.projection import Projection
+from projectors.projection import PoisonPolicy, Projection
 from shared.eventsourcing.registry import EventRegistry
 from shared.infrastructure.postgres import Connection
 
@@ -92,6 +92,8 @@ class BatchResult:
 class StreamState:
     version: int
     blocked: bool
+    # Events of the stream an operator dropped: they advance its version and change nothing.
+    dropped: frozenset[UUID] = frozenset()
 
 
 def plan(
@@ -148,26 +150,33 @@ class BatchApplier:
         max_attempts: int = 3,
         retry_delay_seconds: float = 0.05,
         dead_letters_table: bool = True,
+        on_poison: PoisonPolicy | None = None,
     ) -> None:
         self.projection = projection
         self.registry = registry
         self.max_attempts = max_attempts
         self.retry_delay_seconds = retry_delay_seconds
+        # A rebuild parks whatever the projection's policy: it never half-applies a chunk.
+        self.on_poison = on_poison or projection.on_poison
         streams = projection.qualified(projection.streams)
         # Live: a stream is blocked while the dead-letter table holds one of its
         # events. A rebuild keeps its own parked streams in memory instead.
         self._dead_letters_table = dead_letters_table
         self.blocked_in_memory: set[UUID] = set()
-        # Events an operator dropped: they advance their stream's version and change nothing.
-        self.dropped: frozenset[UUID] = frozenset()
+        # A rebuild's copy is blocked by its own parked streams (in memory), the
+        # live projection by the dead-letter table. Dropped events are read from
+        # the table by both: an operator's drop holds for every applier.
         blocked = (
             "EXISTS (SELECT 1 FROM dead_letters d WHERE d.projection = $2 AND d.stream_id = s.stream_id"
             " AND d.dropped_at IS NULL)"
             if dead_letters_table
-            else "false AND $2::text IS NOT NULL"
+            else "false"
         )
         self._read_states = f"""
-            SELECT s.stream_id, coalesce(v.version, 0) AS version, {blocked} AS blocked
+            SELECT s.stream_id, coalesce(v.version, 0) AS version, {blocked} AS blocked,
+                   ARRAY(SELECT d.event_id FROM dead_letters d
+                          WHERE d.projection = $2 AND d.stream_id = s.stream_id
+                            AND d.dropped_at IS NOT NULL) AS dropped
               FROM unnest($1::uuid[]) AS s(stream_id)
               LEFT JOIN {streams} v ON v.stream_id = s.stream_id
         """
@@ -194,10 +203,18 @@ class BatchApplier:
             await self._apply_runnable(connection, runnable, result, new_versions)
         if result.halted_by is not None:
             return result
-        parked_streams = {letter.event.stream_id for letter in result.parked}
-        for stream_id, version in dropped_versions.items():
-            if stream_id not in parked_streams:
-                new_versions[stream_id] = max(new_versions.get(stream_id, 0), version)
+        # A dropped event counts as applied up to the stream's first parked event,
+        # wherever the batch (or a rebuild's chunk) happens to end.
+        first_parked: dict[UUID, int] = {}
+        for letter in result.parked:
+            stream_id = letter.event.stream_id
+            first_parked[stream_id] = min(
+                first_parked.get(stream_id, letter.event.version), letter.event.version
+            )
+        for stream_id, versions in dropped_versions.items():
+            below = [v for v in versions if v < first_parked.get(stream_id, v + 1)]
+            if below:
+                new_versions[stream_id] = max(new_versions.get(stream_id, 0), *below)
         if not self._dead_letters_table:
             self.blocked_in_memory.update(letter.event.stream_id for letter in result.parked)
         if new_versions:
@@ -207,17 +224,18 @@ class BatchApplier:
 
     def _sort_out(
         self, fresh: list[Envelope], states: dict[UUID, StreamState], result: BatchResult
-    ) -> tuple[list[Envelope], dict[UUID, int]]:
+    ) -> tuple[list[Envelope], dict[UUID, list[int]]]:
         """Park what a parked stream blocks; set dropped events aside; the rest is to apply."""
         runnable = []
-        dropped_versions: dict[UUID, int] = {}
+        dropped_versions: dict[UUID, list[int]] = {}
         for event in fresh:
-            if states.get(event.stream_id, StreamState(0, False)).blocked:
+            state = states.get(event.stream_id, StreamState(0, False))
+            if state.blocked:
                 result.parked.append(
                     DeadLetter(event, "blocked: an earlier event of its stream is parked", 0)
                 )
-            elif event.event_id in self.dropped:
-                dropped_versions[event.stream_id] = event.version
+            elif event.event_id in state.dropped:
+                dropped_versions.setdefault(event.stream_id, []).append(event.version)
             else:
                 runnable.append(event)
         return runnable, dropped_versions
@@ -269,7 +287,7 @@ class BatchApplier:
                 new_versions[event.stream_id] = event.version
                 continue
             blocked.add(event.stream_id)
-            if self.projection.on_poison == "halt":
+            if self.on_poison == "halt":
                 result.halted_by = failure
                 return
             result.parked.append(failure)
@@ -308,7 +326,9 @@ class BatchApplier:
         rows = await connection.fetch(self._read_states, list(stream_ids), self.projection.name)
         return {
             row["stream_id"]: StreamState(
-                row["version"], bool(row["blocked"]) or row["stream_id"] in self.blocked_in_memory
+                row["version"],
+                bool(row["blocked"]) or row["stream_id"] in self.blocked_in_memory,
+                frozenset(row["dropped"]),
             )
             for row in rows
         }

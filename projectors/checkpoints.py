@@ -42,6 +42,12 @@ _SET_STATE: Final = """
 UPDATE projection_checkpoints SET state = $2, halted_reason = $3, updated_at = now() WHERE projection = $1
 """
 _STATE: Final = "SELECT state FROM projection_checkpoints WHERE projection = $1"
+_RESUME_IF_CLEAR: Final = """
+UPDATE projection_checkpoints SET state = 'running', halted_reason = NULL, updated_at = now()
+ WHERE projection = $1 AND state = 'halted'
+   AND NOT EXISTS (SELECT 1 FROM dead_letters WHERE projection = $1 AND dropped_at IS NULL)
+RETURNING projection
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,3 +109,8 @@ async def set_state(connection: Connection, projection: str, state: str, reason:
 async def state(connection: Connection, projection: str) -> str | None:
     value: str | None = await connection.fetchval(_STATE, projection)
     return value
+
+
+async def resume_if_clear(connection: Connection, projection: str) -> bool:
+    """A halted projection runs again once no dead letter of it is left (retried, dropped or rebuilt)."""
+    return await connection.fetchval(_RESUME_IF_CLEAR, projection) is not None

@@ -24,7 +24,7 @@ from nats.js.errors import FetchTimeoutError, NotFoundError
 from shared.infrastructure.nats import NatsConnection
 
 _log = structlog.get_logger("projector.consumer")
-# Events delivered but not yet acked, across batches: room for two batches in flight.
+# Events delivered but not yet acked, across batches: room for four batches.
 MAX_ACK_PENDING_BATCHES: Final = 4
 
 
@@ -72,18 +72,23 @@ class EventConsumer:
     async def start(self, checkpoint_sequence: int) -> None:
         """Create the durable consumer if it is missing, and subscribe.
 
-        A consumer created anew (the first run, or one deleted by hand) starts
-        a window before the checkpoint's sequence: events below it may still
-        have been unacked (JetStream has at most `max_ack_pending` of them
-        outstanding), and stream versions skip what was applied.
+        A consumer created anew (the first run, or one deleted by hand) reads
+        the stream from its start: below the checkpoint's sequence a batch may
+        still have been unacked, and no sequence window is safe with a
+        filtered subject. Stream versions skip what was applied; it costs time
+        once, never an event.
         """
         js = self._jetstream()
         try:
             await js.consumer_info(self.spec.stream, self.spec.durable)
         except NotFoundError:
-            after = max(0, checkpoint_sequence - self.max_ack_pending)
-            await js.add_consumer(self.spec.stream, self._config(after))
-            _log.info("consumer created", consumer=self.spec.durable, after_sequence=after)
+            await js.add_consumer(self.spec.stream, self._config())
+            _log.info(
+                "consumer created; reading the stream from its start",
+                consumer=self.spec.durable,
+                filter=self.spec.filter_subject,
+                checkpoint_sequence=checkpoint_sequence,
+            )
         await self._subscribe()
 
     async def close(self) -> None:
@@ -92,12 +97,7 @@ class EventConsumer:
                 await self._subscription.unsubscribe()
             self._subscription = None
 
-    def _config(self, after_sequence: int) -> ConsumerConfig:
-        start = (
-            {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": after_sequence + 1}
-            if after_sequence > 0
-            else {"deliver_policy": DeliverPolicy.ALL}
-        )
+    def _config(self) -> ConsumerConfig:
         return ConsumerConfig(
             durable_name=self.spec.durable,
             filter_subject=self.spec.filter_subject,
@@ -105,7 +105,7 @@ class EventConsumer:
             ack_wait=self.spec.ack_wait_seconds,
             max_deliver=-1,
             max_ack_pending=self.max_ack_pending,
-            **start,
+            deliver_policy=DeliverPolicy.ALL,
         )
 
     def _jetstream(self) -> JetStreamContext:

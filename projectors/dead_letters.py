@@ -53,7 +53,6 @@ SELECT id, projection, global_position, event_id, stream_id, stream_type, versio
    AND dropped_at IS NULL
  ORDER BY projection, global_position
 """
-_DROPPED: Final = "SELECT event_id FROM dead_letters WHERE projection = $1 AND dropped_at IS NOT NULL"
 _EVENTS_BY_ID: Final = """
 SELECT global_position, event_id, stream_id, stream_type, version, event_type, schema_version,
        data::text AS data, recorded_at
@@ -113,7 +112,7 @@ async def retry(
     checkpoint = await checkpoints.lock(connection, projection)
     chosen = await list_parked(connection, projection, ids)
     if not chosen:
-        return RetryOutcome(0, 0, False, frozenset())
+        return RetryOutcome(0, 0, await checkpoints.resume_if_clear(connection, projection), frozenset())
     taken = await connection.fetch(_TAKE_STREAMS, projection, list({p.stream_id for p in chosen}))
     earlier_attempts = {row["event_id"]: row["attempts"] for row in taken}
     rows = await connection.fetch(_EVENTS_BY_ID, list(earlier_attempts))
@@ -139,9 +138,7 @@ async def retry(
         last_event_at=result.last_recorded_at,
         pending_tags=set(checkpoint.pending_tags) | result.tags,
     )
-    resumed = checkpoint.state == "halted" and not failed
-    if resumed:
-        await checkpoints.set_state(connection, projection, "running")
+    resumed = await checkpoints.resume_if_clear(connection, projection)
     return RetryOutcome(result.applied, len(failed), resumed, frozenset(result.tags))
 
 
@@ -194,9 +191,5 @@ async def drop(connection: Connection, projection: Projection, ids: Sequence[int
                 f"only up to {applied}: retry or drop the earlier ones first"
             )
         await connection.execute("UPDATE dead_letters SET dropped_at = now() WHERE id = $1", letter.id)
+    await checkpoints.resume_if_clear(connection, projection.name)
     return len(letters)
-
-
-async def dropped_event_ids(connection: Connection, projection: str) -> frozenset[UUID]:
-    """Events an operator dropped: applied as if they had no effect, by a rebuild too."""
-    return frozenset(row["event_id"] for row in await connection.fetch(_DROPPED, projection))

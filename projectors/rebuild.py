@@ -44,6 +44,9 @@ from shared.infrastructure.postgres import Connection
 
 _log = structlog.get_logger("projector.rebuild")
 SAMPLE_ROWS: Final = 5
+# The swap's lock on the live tables: queries wait at most this long per try.
+SWAP_LOCK_TIMEOUT_MS: Final = 500
+SWAP_LOCK_ATTEMPTS: Final = 10
 
 _READ_CHUNK: Final = """
 SELECT global_position, event_id, stream_id, stream_type, version, event_type, schema_version,
@@ -125,8 +128,11 @@ class Rebuild:
         self._registry = registry
         self._chunk_size = chunk_size
         self._progress = progress or (lambda _: None)
-        self._applier = BatchApplier(self.copy, registry, max_attempts=max_attempts, dead_letters_table=False)
-        self._live_applier = BatchApplier(self.live, registry, max_attempts=max_attempts)
+        # Both park, whatever the projection's policy: a halt would leave a chunk half applied.
+        self._applier = BatchApplier(
+            self.copy, registry, max_attempts=max_attempts, dead_letters_table=False, on_poison="park"
+        )
+        self._live_applier = BatchApplier(self.live, registry, max_attempts=max_attempts, on_poison="park")
         # By event: a parked stream's later event makes the copy read (and park) its earlier ones again.
         self._parked: dict[UUID, DeadLetter] = {}
         self._position = 0
@@ -142,8 +148,6 @@ class Rebuild:
             try:
                 async with self._pool.acquire() as connection:
                     await checkpoints.ensure(connection, self.live.name, self.live.stream_types)
-                    dropped = await dead_letters.dropped_event_ids(connection, self.live.name)
-                    self._applier.dropped = self._live_applier.dropped = dropped
                     await self._create_tables(connection)
                     total = await connection.fetchval(_COUNT, 0, self._stream_types)
                     # The guard's connection is idle: it reads ahead while `connection` applies.
@@ -255,6 +259,8 @@ class Rebuild:
                    AND d.dropped_at IS NULL""",
             name,
         )
+        await checkpoints.resume_if_clear(connection, name)
+        await self._lock_live_tables(connection)
         for table in self.live.all_tables():
             await connection.execute(f"DROP TABLE {self.live.qualified(table)}")
             await connection.execute(f"ALTER TABLE {self.copy.qualified(table)} SET SCHEMA {READ_SCHEMA}")
@@ -268,6 +274,24 @@ class Rebuild:
             pending_tags={*checkpoint.pending_tags, f"projection:{name}"},
         )
         _log.info("rebuilt tables swapped in", projection=name)
+
+    async def _lock_live_tables(self, connection: Connection) -> None:
+        """All live tables at once, each try bounded: queries queue behind a waiting lock,
+        so it must not wait long, and locking one table at a time could deadlock with a
+        reader that holds another."""
+        tables = ", ".join(self.live.qualified(table) for table in self.live.all_tables())
+        for attempt in range(1, SWAP_LOCK_ATTEMPTS + 1):
+            try:
+                async with connection.transaction():
+                    await connection.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT_MS}ms'")
+                    await connection.execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE")
+            except asyncpg.LockNotAvailableError:
+                if attempt == SWAP_LOCK_ATTEMPTS:
+                    raise
+                await asyncio.sleep(0.1 * attempt)
+            else:
+                break
+        await connection.execute("SET LOCAL lock_timeout = 0")
 
     async def _compare(self, connection: Connection) -> list[TableDifference]:
         differences = []

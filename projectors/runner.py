@@ -90,6 +90,8 @@ class ProjectionRunner:
         )
         # Tags committed but not yet announced (Redis unreachable); also in the checkpoint row.
         self._unannounced: set[str] = set()
+        # What this runner last stored as pending in the checkpoint row.
+        self._written_tags: set[str] = set()
         # Observability, read by tests and the benchmark.
         self.applied_total = 0
         self.batches_total = 0
@@ -122,6 +124,7 @@ class ProjectionRunner:
             if checkpoint.state == "halted":
                 raise Halted
             self._unannounced.update(checkpoint.pending_tags)
+            self._written_tags = set(checkpoint.pending_tags)
             await self._announce()
             epoch = await self._wait_for_bus_epoch()
             start_after = checkpoint.stream_sequence
@@ -180,6 +183,8 @@ class ProjectionRunner:
             except MalformedMessage as error:
                 # Not published by a relay: nothing in the store to apply or park.
                 _log.error("message is not an event; skipped", subject=message.subject, error=str(error))
+        # A filter wider than the projection's aggregates (several of them) delivers others too.
+        envelopes = [e for e in envelopes if e.stream_type in self.projection.stream_types]
         top_sequence = max(m.metadata.sequence.stream for m in messages)
         async with self._pool.acquire() as connection, connection.transaction():
             checkpoint = await checkpoints.lock(connection, self.projection.name)
@@ -193,7 +198,10 @@ class ProjectionRunner:
             if result.halted_by is not None:
                 raise _HaltNow(result.halted_by)
             await dead_letters.park(connection, self.projection.name, result.parked)
-            pending = self._unannounced | result.tags
+            # Tags another writer stored (a dlq retry, a rebuild's swap, another instance)
+            # stay pending until announced: this row is their only record.
+            stored_by_others = set(checkpoint.pending_tags) - self._written_tags
+            pending = _bounded(self._unannounced | result.tags | stored_by_others, self.projection.name)
             await checkpoints.advance(
                 connection,
                 self.projection.name,
@@ -205,6 +213,7 @@ class ProjectionRunner:
             self._crash_if("before_commit")
         self._crash_if("after_commit")
         self._unannounced = pending
+        self._written_tags = pending
         self.applied_total += result.applied
         self.batches_total += 1
         for message in messages:
@@ -265,6 +274,14 @@ class ProjectionRunner:
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), seconds)
+
+
+# Beyond this many unannounced tags (Redis away for long), one tag stands for them all.
+MAX_PENDING_TAGS: Final = 10_000
+
+
+def _bounded(tags: set[str], projection: str) -> set[str]:
+    return tags if len(tags) <= MAX_PENDING_TAGS else {f"projection:{projection}"}
 
 
 class _HaltNow(Halted):

@@ -94,12 +94,14 @@ class OwnerSummariesProjection(Projection):
         opened_or_closed: dict[UUID, bool] = {}
         accounts_delta: Counter[_SummaryKey] = Counter()
         balance_delta: Counter[_SummaryKey] = Counter()
+        touched: set[_SummaryKey] = set()
         for envelope in events:
             event = envelope.event
             if isinstance(event, AccountOpened):
                 known[event.account_id] = _Account(event.owner_id, event.currency)
             account = known[envelope.stream_id]  # KeyError: an account never opened (parked)
             key = (account.owner_id, account.currency)
+            touched.add(key)
             if isinstance(event, AccountOpened):
                 accounts_delta[key] += 1
                 opened_or_closed[envelope.stream_id] = True
@@ -116,13 +118,10 @@ class OwnerSummariesProjection(Projection):
                 [known[i].currency for i in ids],
                 [opened_or_closed[i] for i in ids],
             )
-        keys = [
-            key
-            for key in accounts_delta.keys() | balance_delta.keys()
-            if accounts_delta[key] or balance_delta[key]
-        ]
-        # Sorted: two transactions adding to the same owners lock rows in one order.
-        keys.sort()
+        # Every key touched, even when its changes add up to zero: whether a row
+        # exists must not depend on how events were cut into batches, or a
+        # rebuild (other chunks) would differ from the live table.
+        keys = sorted(touched)
         if keys:
             await connection.execute(
                 self._add,

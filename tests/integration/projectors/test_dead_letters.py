@@ -388,3 +388,48 @@ async def test_dropping_the_poison_lets_its_stream_move_on_and_order_is_kept(
     async with connect(database_url) as connection:
         assert await read_accounts(connection) == {poisoned: (19, 5), other: (5, 2)}
         assert await letters(connection, "accounts") == []
+
+
+async def test_dropping_the_event_that_halted_a_projection_resumes_it(
+    store: PostgresEventStore, service_environment: dict[str, str], database_url: str
+) -> None:
+    """A halted projection runs again once no dead letter of it is left, here after a drop: it then
+    applies what waited, with the dropped event having no effect."""
+    environment = projector_environment(service_environment)
+    ledger = Ledger(store)
+    poisoned = await ledger.open(deposits=[10])
+
+    async with (
+        running_relay(environment),
+        running_runner(environment, HaltingAccounts(), REGISTRY) as running,
+        connect(database_url) as connection,
+    ):
+
+        async def first_applied() -> bool:
+            running.check()
+            return await read_accounts(connection) == {poisoned: (10, 2)}
+
+        # Applied before the poison arrives: a halt rolls back its whole batch.
+        await wait_until(first_applied, 15, "the first events apply")
+        await ledger.deposit(poisoned, 100, schema_version=2)
+        await ledger.deposit(poisoned, 1000)
+
+        async def halted() -> bool:
+            running.check()
+            return bool((await checkpoint(connection, "accounts"))["state"] == "halted")
+
+        await wait_until(halted, 15, "the projection halts")
+        [poison] = await letters(connection, "accounts")
+        async with connection.transaction():
+            assert await dead_letters.drop(connection, HaltingAccounts(), [poison.id]) == 1
+        resumed = await checkpoint(connection, "accounts")
+        assert (resumed["state"], resumed["halted_reason"]) == ("running", None)
+
+        async def converged() -> bool:
+            running.check()
+            return await read_accounts(connection) == {poisoned: (1010, 4)}
+
+        await wait_until(
+            converged, 15, "the resumed projection applies what waited, without the dropped event"
+        )
+        assert await letters(connection, "accounts") == []

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 from redis.asyncio import Redis
 
 from contexts.catalogue import REGISTRY
-from contexts.ledger.events import MoneyDeposited
+from contexts.ledger.events import AccountClosed, AccountOpened, MoneyDeposited
+from projectors.envelope import Envelope
+from projectors.ledger.owner_summaries import OwnerSummariesProjection
 from shared.cache.tags import tag_version_key
 from shared.eventsourcing.store import NewEvent, StreamWrite
 from shared.infrastructure.event_store import PostgresEventStore
@@ -122,3 +125,51 @@ async def test_each_commit_announces_the_tags_it_touched(
             assert 0 < ttl <= 7 * 24 * 3600
     finally:
         await redis.aclose()
+
+
+async def test_owner_summary_rows_do_not_depend_on_how_events_are_batched(database_url: str) -> None:
+    """An account opened and closed in one batch leaves the same (owner, currency) row as in two
+    batches: a rebuild cuts the store into other chunks than the live projector's batches."""
+    owner = uuid.uuid4()
+
+    def envelope(account_id: uuid.UUID, version: int, event: object) -> Envelope:
+        return Envelope(
+            global_position=version,
+            event_id=uuid.uuid4(),
+            stream_id=account_id,
+            stream_type="account",
+            version=version,
+            event_type=type(event).__name__,
+            schema_version=1,
+            recorded_at=datetime.now(UTC),
+            data=b"{}",
+            event=event,  # type: ignore[arg-type]
+        )
+
+    def opened_and_closed(account_id: uuid.UUID, currency: str) -> list[Envelope]:
+        return [
+            envelope(
+                account_id,
+                1,
+                AccountOpened(account_id=account_id, owner_id=owner, currency=currency, name="x"),
+            ),
+            envelope(account_id, 2, AccountClosed(account_id=account_id)),
+        ]
+
+    projection = OwnerSummariesProjection()
+    connection = await asyncpg.connect(database_url, timeout=10)
+    try:
+        together, apart = opened_and_closed(uuid.uuid4(), "EUR"), opened_and_closed(uuid.uuid4(), "USD")
+        async with connection.transaction():
+            await projection.apply(connection, together)
+        for one in apart:
+            async with connection.transaction():
+                await projection.apply(connection, [one])
+        rows = await connection.fetch(
+            "SELECT currency, open_accounts, balance FROM read.owner_summaries WHERE owner_id = $1 "
+            "ORDER BY 1",
+            owner,
+        )
+    finally:
+        await connection.close()
+    assert [tuple(row.values()) for row in rows] == [("EUR", 0, 0), ("USD", 0, 0)]
