@@ -123,19 +123,21 @@ class ProjectionRunner:
             )
             if checkpoint.state == "halted":
                 raise Halted
-            self._unannounced.update(checkpoint.pending_tags)
-            self._written_tags = set(checkpoint.pending_tags)
-            await self._announce()
-            epoch = await self._wait_for_bus_epoch()
-            start_after = checkpoint.stream_sequence
-            if checkpoint.bus_epoch != epoch:
-                if checkpoint.bus_epoch is not None:
-                    _log.warning(
-                        "JetStream stream was created anew; reading it from its start",
-                        projection=self.projection.name,
-                    )
+        self._unannounced.update(checkpoint.pending_tags)
+        self._written_tags = set(checkpoint.pending_tags)
+        await self._announce()
+        # Waiting for NATS holds no database connection.
+        epoch = await self._wait_for_bus_epoch()
+        start_after = checkpoint.stream_sequence
+        if checkpoint.bus_epoch != epoch:
+            if checkpoint.bus_epoch is not None:
+                _log.warning(
+                    "JetStream stream was created anew; reading it from its start",
+                    projection=self.projection.name,
+                )
+            async with self._pool.acquire() as connection:
                 await checkpoints.start_epoch(connection, self.projection.name, epoch)
-                start_after = 0
+            start_after = 0
         await self.consumer.start(checkpoint_sequence=start_after)
 
     async def _wait_for_bus_epoch(self) -> str:
