@@ -34,7 +34,7 @@ from shared.eventsourcing.store import NewEvent, RecordedEvent, StreamWrite
 from shared.infrastructure.event_store import PostgresEventStore
 from shared.messaging.jetstream import ensure_stream, stream_config
 from tests.integration.projectors.helpers import dry_run
-from tests.integration.relay.helpers import wait_until
+from tests.integration.relay.helpers import outbox_size, wait_until
 
 LEDGER_PROJECTIONS: Final = ("accounts", "owner_summaries")
 CONSUMER_PREFIX: Final = "projection-"
@@ -442,3 +442,12 @@ async def load_events(
 ) -> dict[UUID, list[RecordedEvent]]:
     """Each stream's stored events, by version."""
     return {stream_id: await store.load_stream(stream_id) for stream_id in stream_ids}
+
+
+async def outbox_drained(database_url: str) -> None:
+    """Wait until the relay has published everything in the outbox."""
+
+    async def empty() -> bool:
+        return await outbox_size(database_url) == 0
+
+    await wait_until(empty, 20, "the relay publishes the outbox")

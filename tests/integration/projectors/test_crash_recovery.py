@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from uuid import UUID
 
@@ -33,33 +32,12 @@ from tests.integration.projectors.faults import (
     consumer,
     jetstream,
     last_sequence,
+    outbox_drained,
     stream_versions,
     wait_caught_up,
     wait_consumed,
 )
 from tests.integration.projectors.helpers import running_relay, wait_until
-from tests.integration.relay.helpers import outbox_size
-from tests.support.isolation import event_store_for
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[PostgresEventStore]:
-    async with event_store_for(database_url) as event_store:
-        yield event_store
-
-
-@pytest.fixture
-def launcher(service_environment: dict[str, str], tmp_path: Path) -> Iterator[ProjectorLauncher]:
-    projectors = ProjectorLauncher(service_environment, tmp_path)
-    yield projectors
-    projectors.close()
-
-
-async def _outbox_drained(database_url: str) -> None:
-    async def empty() -> bool:
-        return await outbox_size(database_url) == 0
-
-    await wait_until(empty, 20, "the relay publishes the outbox")
 
 
 @pytest.mark.parametrize("crash_point", ["before_commit", "after_commit"])
@@ -85,9 +63,9 @@ async def test_a_projector_killed_at_a_commit_point_applies_every_event_once(
     async with running_relay(service_environment), jetstream(nats_url) as js:
         # Whole streams inside the first batch, and a backlog after it.
         await append_ledger(store, tally, new_accounts=5, deposits=6)
-        await _outbox_drained(database_url)
+        await outbox_drained(database_url)
         later = await append_ledger(store, tally, new_accounts=25, deposits=6)
-        await _outbox_drained(database_url)
+        await outbox_drained(database_url)
 
         crashing = launcher.start(*LEDGER_PROJECTIONS, crash_point=crash_point)
         assert await crashing.exited(30) == -signal.SIGKILL, crashing.log_tail()
@@ -164,7 +142,7 @@ async def test_projectors_killed_at_arbitrary_moments_converge(
                 kills_with_backlog += 1
     assert kills_with_backlog >= 1, "every kill came after the projector had caught up: nothing was tested"
     async with running_relay(service_environment), jetstream(nats_url) as js:
-        await _outbox_drained(database_url)
+        await outbox_drained(database_url)
         final = launcher.start(*LEDGER_PROJECTIONS)
         await wait_caught_up(database_url, 20)
         await wait_consumed(js, service_environment, 30)
@@ -259,7 +237,7 @@ async def test_a_recreated_stream_is_read_from_its_start(
     )
     await append_ledger(store, tally, new_accounts=3, deposits=2, existing=first[:5], more_deposits=2)
     async with running_relay(service_environment):
-        await _outbox_drained(database_url)
+        await outbox_drained(database_url)
     async with jetstream(nats_url) as js:
         new_last = await last_sequence(js, service_environment)
         assert new_last == 10 + 3 * 3 + 5 * 2

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import ClassVar
 
 import asyncpg
@@ -38,15 +37,8 @@ from tests.integration.projectors.poison import (
     running_runner,
     stream_versions,
 )
-from tests.support.isolation import event_store_for
 
 DECODE_ERROR = f"UnknownEventType: {NEWER_THAN_CODE}"
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[PostgresEventStore]:
-    async with event_store_for(database_url) as event_store:
-        yield event_store
 
 
 class HaltingAccounts(AccountsProjection):

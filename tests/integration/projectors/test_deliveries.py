@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from uuid import UUID
-
-import pytest
 
 from shared.eventsourcing.store import RecordedEvent
 from shared.infrastructure.event_store import PostgresEventStore
@@ -28,34 +24,13 @@ from tests.integration.projectors.faults import (
     jetstream,
     last_sequence,
     load_events,
+    outbox_drained,
     publish,
     stream_versions,
     wait_caught_up,
     wait_consumed,
 )
-from tests.integration.projectors.helpers import running_relay, wait_until
-from tests.integration.relay.helpers import outbox_size
-from tests.support.isolation import event_store_for
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[PostgresEventStore]:
-    async with event_store_for(database_url) as event_store:
-        yield event_store
-
-
-@pytest.fixture
-def launcher(service_environment: dict[str, str], tmp_path: Path) -> Iterator[ProjectorLauncher]:
-    projectors = ProjectorLauncher(service_environment, tmp_path)
-    yield projectors
-    projectors.close()
-
-
-async def _outbox_drained(database_url: str) -> None:
-    async def empty() -> bool:
-        return await outbox_size(database_url) == 0
-
-    await wait_until(empty, 20, "the relay publishes the outbox")
+from tests.integration.projectors.helpers import running_relay
 
 
 async def _without_relay(database_url: str) -> None:
@@ -95,7 +70,7 @@ async def test_copies_of_delivered_events_are_not_applied_twice(
         assert await projector.stop() == 0, projector.log_tail()
 
         await append_ledger(store, tally, new_accounts=4, deposits=3, existing=first[:5], more_deposits=2)
-        await _outbox_drained(database_url)
+        await outbox_drained(database_url)
         fresh = await store.read_all(len(applied) + 1, None, limit=1000)
         assert len(fresh) == tally.events - len(applied)
         await publish(js, environment, [*fresh, *applied[::3]], as_copies=True)

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from uuid import UUID
 
 import asyncpg
 import nats
-import pytest
 
 from shared.infrastructure.event_store import PostgresEventStore
 from tests.integration.projectors.helpers import running_projectors, running_relay, wait_until
@@ -29,16 +27,10 @@ from tests.integration.projectors.poison import (
     read_accounts,
     run_cli,
 )
-from tests.support.isolation import StreamNames, event_store_for
+from tests.support.isolation import StreamNames
 
 STATUS_HEADER = "projection checkpoint pending lag events lag s dead letters state".split()  # noqa: SIM905
 UNKNOWN = "no projection named 'nosuch'; known: accounts, owner_summaries, users"
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[PostgresEventStore]:
-    async with event_store_for(database_url) as event_store:
-        yield event_store
 
 
 async def cqrs(environment: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
-import pytest
 from redis.asyncio import Redis
 
 from contexts.catalogue import REGISTRY
@@ -25,13 +23,6 @@ from tests.integration.projectors.helpers import (
     wait_until,
 )
 from tests.integration.relay.helpers import append_accounts
-from tests.support.isolation import event_store_for
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[PostgresEventStore]:
-    async with event_store_for(database_url) as event_store:
-        yield event_store
 
 
 async def test_projections_follow_the_store_and_equal_a_rebuild(
