@@ -195,7 +195,7 @@ class BatchApplier:
         states = await self._states(connection, {e.stream_id for e in events})
         fresh, missing, result.skipped = plan(events, states)
         if missing:
-            fresh.extend(await self._read_missing(connection, missing))
+            fresh.extend(await read_stream_ranges(connection, self.registry, missing))
         fresh.sort(key=lambda e: e.global_position)
         new_versions: dict[UUID, int] = {}
         runnable, dropped_versions = self._sort_out(fresh, states, result)
@@ -332,11 +332,6 @@ class BatchApplier:
             )
             for row in rows
         }
-
-    async def _read_missing(
-        self, connection: Connection, missing: dict[UUID, tuple[int, int]]
-    ) -> list[Envelope]:
-        return await read_stream_ranges(connection, self.registry, missing)
 
 
 async def read_stream_ranges(

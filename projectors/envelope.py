@@ -41,7 +41,7 @@ class Envelope:
 
     @property
     def at(self) -> datetime:
-        """When the event was stored; the applier fills it in before a projection sees the event."""
+        """When the event was stored; the applier reads an event without it from the store first."""
         if self.recorded_at is None:
             raise ValueError(f"{self.position_label} has no recorded time")
         return self.recorded_at

@@ -244,7 +244,8 @@ class Rebuild:
             self._keep(result)
         _log.info(
             "caught up",
-            projection=follower.projection.qualified(follower.projection.streams),
+            projection=follower.projection.name,
+            schema=follower.projection.schema,
             streams=len(ranges),
             events=len(events),
         )

@@ -17,6 +17,7 @@ from contexts.identity.events import UserRegistered, UserRoleGranted, UserRoleRe
 from projectors.envelope import Envelope
 from projectors.projection import Projection
 from projectors.tables import read_metadata, stream_versions_table
+from shared.db.schema import READ_SCHEMA
 from shared.infrastructure.postgres import Connection
 
 users = Table(
@@ -54,7 +55,7 @@ class UsersProjection(Projection):
     tables: ClassVar[tuple[Table, ...]] = (users,)
     streams: ClassVar[Table] = stream_versions_table("users")
 
-    def __init__(self, schema: str = "read") -> None:
+    def __init__(self, schema: str = READ_SCHEMA) -> None:
         super().__init__(schema)
         table = self.qualified(users)
         self._select = f"SELECT {_COLUMNS} FROM {table} WHERE user_id = ANY($1::uuid[])"

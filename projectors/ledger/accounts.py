@@ -22,6 +22,7 @@ from contexts.ledger.events import (
 from projectors.envelope import Envelope
 from projectors.projection import Projection
 from projectors.tables import read_metadata, stream_versions_table
+from shared.db.schema import READ_SCHEMA
 from shared.infrastructure.postgres import Connection
 
 accounts = Table(
@@ -120,7 +121,7 @@ class AccountsProjection(Projection):
     tables: ClassVar[tuple[Table, ...]] = (accounts, account_entries)
     streams: ClassVar[Table] = stream_versions_table("accounts")
 
-    def __init__(self, schema: str = "read") -> None:
+    def __init__(self, schema: str = READ_SCHEMA) -> None:
         super().__init__(schema)
         table = self.qualified(accounts)
         self._select = f"SELECT {_ACCOUNT_COLUMNS} FROM {table} WHERE account_id = ANY($1::uuid[])"

@@ -22,6 +22,7 @@ from contexts.ledger.events import (
 from projectors.envelope import Envelope
 from projectors.projection import Projection
 from projectors.tables import read_metadata, stream_versions_table
+from shared.db.schema import READ_SCHEMA
 from shared.infrastructure.postgres import Connection
 
 owner_summaries = Table(
@@ -69,7 +70,7 @@ class OwnerSummariesProjection(Projection):
     tables: ClassVar[tuple[Table, ...]] = (owner_summaries, owner_summary_accounts)
     streams: ClassVar[Table] = stream_versions_table("owner_summaries")
 
-    def __init__(self, schema: str = "read") -> None:
+    def __init__(self, schema: str = READ_SCHEMA) -> None:
         super().__init__(schema)
         known = self.qualified(owner_summary_accounts)
         self._select = (
