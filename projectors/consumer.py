@@ -1,10 +1,10 @@
 """One projection's durable JetStream pull consumer, and keeping its subscription alive.
 
-The consumer is created from code (filter, ack policy, start position). After
-NATS restarts, nats-py pull subscriptions can stop receiving although events
-wait (nats-py issue #518 and relatives): so after a reconnection, or when
-fetches stay empty while JetStream reports pending events, the subscription
-is made again.
+The consumer is created from code (filter, ack policy, start position) and
+read through `PrefetchingPull`. After NATS restarts, pull requests can be
+lost and subscriptions stop receiving although events wait (nats-py issue
+#518 and relatives): so after a reconnection, or when fetches stay empty
+while JetStream reports pending events, the subscription is made again.
 """
 
 from __future__ import annotations
@@ -15,17 +15,22 @@ from dataclasses import dataclass
 from typing import Final
 
 import structlog
+from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import FetchTimeoutError, NotFoundError
+from nats.js.errors import NotFoundError
 
+from projectors.prefetch import PrefetchingPull
 from shared.infrastructure.nats import NatsConnection
 
 _log = structlog.get_logger("projector.consumer")
 # Events delivered but not yet acked, across batches: room for four batches.
 MAX_ACK_PENDING_BATCHES: Final = 4
+# Requested from JetStream beyond the batch being worked on: delivered while it commits.
+PREFETCH_BATCHES: Final = 2
+# A pull request left open this long ends (JetStream answers 408) and is asked again.
+PULL_REQUEST_EXPIRES_SECONDS: Final = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +48,7 @@ class EventConsumer:
         self._nats = nats
         self.spec = spec
         self._stall_check_seconds = stall_check_seconds
-        self._subscription: JetStreamContext.PullSubscription | None = None
+        self._pull: PrefetchingPull | None = None
         self._js: JetStreamContext | None = None
         self._seen_reconnections = -1
         self._empty_since: float | None = None
@@ -60,10 +65,9 @@ class EventConsumer:
 
     async def fetch(self, wait_seconds: float) -> list[Msg]:
         """The next events, or [] when none came within `wait_seconds`."""
-        subscription = await self._subscription_now()
-        try:
-            messages = await subscription.fetch(self.spec.batch_size, timeout=wait_seconds)
-        except (NatsTimeoutError, FetchTimeoutError, TimeoutError):
+        pull = await self._pull_now()
+        messages = await pull.take(wait_seconds)
+        if not messages:
             await self._check_stall()
             return []
         self._empty_since = None
@@ -92,10 +96,14 @@ class EventConsumer:
         await self._subscribe()
 
     async def close(self) -> None:
-        if self._subscription is not None:
+        """Unsubscribe and hand back, for immediate redelivery, what arrived and was never taken."""
+        if self._pull is None:
+            return
+        untaken = await self._pull.close()
+        self._pull = None
+        for message in untaken:
             with contextlib.suppress(Exception):
-                await self._subscription.unsubscribe()
-            self._subscription = None
+                await message.nak()
 
     def _config(self) -> ConsumerConfig:
         return ConsumerConfig(
@@ -108,26 +116,37 @@ class EventConsumer:
             deliver_policy=DeliverPolicy.ALL,
         )
 
-    def _jetstream(self) -> JetStreamContext:
+    def _client(self) -> Client:
         client = self._nats.client
         if client is None or not client.is_connected:
             raise ConnectionError("NATS is not connected")
+        return client
+
+    def _jetstream(self) -> JetStreamContext:
+        client = self._client()
         if self._js is None:
             self._js = client.jetstream(timeout=self.spec.api_timeout_seconds)
         return self._js
 
-    async def _subscription_now(self) -> JetStreamContext.PullSubscription:
-        if self._subscription is None or self._nats.reconnections != self._seen_reconnections:
+    async def _pull_now(self) -> PrefetchingPull:
+        if self._pull is None or self._nats.reconnections != self._seen_reconnections:
             await self._subscribe()
-        assert self._subscription is not None  # noqa: S101 - _subscribe sets it or raises
-        return self._subscription
+        assert self._pull is not None  # noqa: S101 - _subscribe sets it or raises
+        return self._pull
 
     async def _subscribe(self) -> None:
         await self.close()
         self._seen_reconnections = self._nats.reconnections
-        self._subscription = await self._jetstream().pull_subscribe_bind(
-            durable=self.spec.durable, stream=self.spec.stream
+        pull = PrefetchingPull(
+            self._client(),
+            stream=self.spec.stream,
+            durable=self.spec.durable,
+            batch_size=self.spec.batch_size,
+            ahead=self.spec.batch_size * PREFETCH_BATCHES,
+            request_expires_seconds=PULL_REQUEST_EXPIRES_SECONDS,
         )
+        await pull.open()
+        self._pull = pull
         self._empty_since = None
 
     async def _check_stall(self) -> None:
