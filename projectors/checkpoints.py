@@ -15,6 +15,7 @@ from typing import Final
 import asyncpg
 
 from shared.infrastructure.postgres import Connection
+from shared.projections.progress import PROGRESS_CHANNEL
 
 _ENSURE: Final = """
 INSERT INTO projection_checkpoints (projection, stream_types) VALUES ($1, $2::text[])
@@ -25,14 +26,21 @@ _LOCK: Final = """
 SELECT stream_sequence, position, state, bus_epoch, pending_tags
   FROM projection_checkpoints WHERE projection = $1 FOR UPDATE
 """
-_ADVANCE: Final = """
-UPDATE projection_checkpoints
-   SET stream_sequence = greatest(stream_sequence, $2),
-       position = greatest(position, $3),
-       last_event_at = CASE WHEN last_event_at IS NULL OR $4 > last_event_at THEN $4 ELSE last_event_at END,
-       pending_tags = $5::text[],
-       updated_at = now()
- WHERE projection = $1
+# The notification is delivered at commit, when the batch becomes visible:
+# consistency-token waits in the query API listen for it.
+_ADVANCE: Final = f"""
+WITH advanced AS (
+    UPDATE projection_checkpoints
+       SET stream_sequence = greatest(stream_sequence, $2),
+           position = greatest(position, $3),
+           last_event_at = CASE WHEN last_event_at IS NULL OR $4 > last_event_at
+                                THEN $4 ELSE last_event_at END,
+           pending_tags = $5::text[],
+           updated_at = now()
+     WHERE projection = $1
+    RETURNING projection
+)
+SELECT pg_notify('{PROGRESS_CHANNEL}', projection) FROM advanced
 """
 _NEW_EPOCH: Final = """
 UPDATE projection_checkpoints SET bus_epoch = $2, stream_sequence = 0, updated_at = now()

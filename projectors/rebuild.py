@@ -38,6 +38,7 @@ from projectors.applier import BatchApplier, BatchResult, DeadLetter, read_strea
 from projectors.envelope import from_row
 from projectors.projection import Projection
 from projectors.tables import REBUILD_SCHEMA
+from shared.cache.tags import projection_tag, reset_tag
 from shared.db.schema import NAMING_CONVENTION, READ_SCHEMA
 from shared.eventsourcing.registry import EventRegistry
 from shared.infrastructure.postgres import Connection
@@ -272,7 +273,7 @@ class Rebuild:
             position=self._position,
             last_event_at=None,
             # Every cached answer of this projection may have changed.
-            pending_tags={*checkpoint.pending_tags, f"projection:{name}"},
+            pending_tags={*checkpoint.pending_tags, projection_tag(name), reset_tag(name)},
         )
         _log.info("rebuilt tables swapped in", projection=name)
 

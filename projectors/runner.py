@@ -29,7 +29,7 @@ from projectors.consumer import ConsumerSpec, EventConsumer
 from projectors.envelope import Envelope, MalformedMessage, from_message
 from projectors.projection import Projection
 from projectors.settings import ProjectorSettings
-from shared.cache.tags import TagAnnouncer
+from shared.cache.tags import TagAnnouncer, projection_tag, reset_tag
 from shared.eventsourcing.registry import EventRegistry
 from shared.infrastructure.nats import NatsConnection
 
@@ -203,7 +203,9 @@ class ProjectionRunner:
             # Tags another writer stored (a dlq retry, a rebuild's swap, another instance)
             # stay pending until announced: this row is their only record.
             stored_by_others = set(checkpoint.pending_tags) - self._written_tags
-            pending = _bounded(self._unannounced | result.tags | stored_by_others, self.projection.name)
+            # The projection's own tag too: answers over all of its rows (an admin's list) depend on it.
+            touched = result.tags | {projection_tag(self.projection.name)} if result.applied else result.tags
+            pending = _bounded(self._unannounced | touched | stored_by_others, self.projection.name)
             await checkpoints.advance(
                 connection,
                 self.projection.name,
@@ -278,12 +280,12 @@ class ProjectionRunner:
             await asyncio.wait_for(self._stop.wait(), seconds)
 
 
-# Beyond this many unannounced tags (Redis away for long), one tag stands for them all.
+# Beyond this many unannounced tags (Redis away for long), the projection's reset tag stands for them all.
 MAX_PENDING_TAGS: Final = 10_000
 
 
 def _bounded(tags: set[str], projection: str) -> set[str]:
-    return tags if len(tags) <= MAX_PENDING_TAGS else {f"projection:{projection}"}
+    return tags if len(tags) <= MAX_PENDING_TAGS else {projection_tag(projection), reset_tag(projection)}
 
 
 class _HaltNow(Halted):

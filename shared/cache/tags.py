@@ -30,6 +30,20 @@ return #KEYS
 """
 
 
+def projection_tag(projection: str) -> str:
+    """Changes with any change of the projection: answers over all of its rows depend on it."""
+    return f"projection:{projection}"
+
+
+def reset_tag(projection: str) -> str:
+    """Every answer of the projection depends on it.
+
+    Announced when its rows changed wholesale (a rebuild's swap), or when the
+    tags a projector owes grew too many to list (Redis away for long).
+    """
+    return f"reset:{projection}"
+
+
 def tag_version_key(prefix: str, tag: str) -> str:
     return f"{prefix}tag:{tag}"
 
