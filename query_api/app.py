@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from circuitbreaker import CircuitBreaker
 from litestar import Router
+from litestar.config.compression import CompressionConfig
 from litestar.datastructures import State
 from litestar.di import Provide
+from redis.exceptions import RedisError
 
+from query_api import ledger
 from query_api.admin.projections import projections
 from query_api.identity.me import me
+from query_api.pagination import CursorSigner
 from query_api.runtime import QueryRuntime
 from query_api.settings import QueryApiSettings
+from shared.cache.answers import AnswerCache
 from shared.http.app_factory import create_http_app, token_verifier
 from shared.http.auth import Authenticator
 from shared.http.request_context import RequestContextMiddleware
 from shared.infrastructure.api_key_store import ApiKeyStore
+from shared.infrastructure.redis import create_redis
 from shared.infrastructure.resources import Resources
 from shared.observability.logging import configure_logging
+from shared.projections.consistency_wait import ConsistencyWaiter
+from shared.projections.progress import ProgressListener
 from shared.settings import load_settings
 
 PROCESS_NAME = "query-api"
@@ -35,16 +45,52 @@ def create_app(settings: QueryApiSettings) -> RequestContextMiddleware:
     verifier = token_verifier(settings, keys)
     timeout = settings.database_connect_timeout_seconds
 
-    def runtime_of(resources: Resources) -> Mapping[str, Any]:
+    @contextlib.asynccontextmanager
+    async def runtime_of(resources: Resources) -> AsyncIterator[Mapping[str, Any]]:
         # API keys are read where the query API reads: on a replica, a revocation
         # takes effect after the replication lag (milliseconds, usually).
         api_keys = ApiKeyStore(resources.pool, acquire_timeout_seconds=timeout)
-        authenticator = Authenticator(verifier, api_keys)
-        return {"query_runtime": QueryRuntime(authenticator, resources.pool, timeout)}
+        # The cache has a Redis client of its own: short timeouts and no retries,
+        # because a slow cache must cost an answer almost nothing.
+        cache_redis = create_redis(
+            settings.redis_url, timeout_seconds=settings.query_cache_timeout_seconds, retries=0
+        )
+        breaker = CircuitBreaker(
+            failure_threshold=settings.query_cache_breaker_failures,
+            recovery_timeout=settings.query_cache_breaker_reset_seconds,
+            expected_exception=(RedisError, OSError, TimeoutError),
+            name=f"{PROCESS_NAME}-cache-{id(cache_redis)}",
+        )
+        # Progress notifications come from the primary, where the projectors commit.
+        listener = ProgressListener(settings.database_url, connect_timeout_seconds=timeout)
+        listener.start()
+        runtime = QueryRuntime(
+            authenticator=Authenticator(verifier, api_keys),
+            pool=resources.pool,
+            cache=AnswerCache(
+                cache_redis,
+                key_prefix=settings.redis_key_prefix,
+                ttl_seconds=settings.query_cache_ttl_seconds,
+                breaker=breaker,
+            ),
+            waiter=ConsistencyWaiter(
+                resources.pool,
+                listener,
+                timeout_seconds=settings.consistency_wait_seconds,
+                acquire_timeout_seconds=timeout,
+            ),
+            cursors=CursorSigner(settings.effective_cursor_secret),
+            acquire_timeout_seconds=timeout,
+        )
+        try:
+            yield {"query_runtime": runtime}
+        finally:
+            await listener.close()
+            await cache_redis.aclose()
 
     v1 = Router(
         path="/v1",
-        route_handlers=[me, projections],
+        route_handlers=[me, projections, *ledger.ROUTES],
         dependencies={"runtime": Provide(_provide_runtime, sync_to_thread=False)},
         security=[{"BearerToken": []}, {"ApiKey": []}],
     )
@@ -57,7 +103,10 @@ def create_app(settings: QueryApiSettings) -> RequestContextMiddleware:
         database_url=settings.effective_read_database_url,
         readiness_checks=("postgres", "nats", "redis"),
         keys=keys,
-        state_from_resources=runtime_of,
+        state_lifespan=runtime_of,
+        compression=CompressionConfig(
+            backend="brotli", brotli_gzip_fallback=True, minimum_size=settings.compression_minimum_bytes
+        ),
     )
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from litestar import Litestar
+from litestar.config.compression import CompressionConfig
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
@@ -53,11 +55,14 @@ def create_http_app(
     readiness_checks: Sequence[str],
     keys: KeySet,
     state_from_resources: Callable[[Resources], Mapping[str, Any]] | None = None,
+    state_lifespan: Callable[[Resources], AbstractAsyncContextManager[Mapping[str, Any]]] | None = None,
+    compression: CompressionConfig | None = None,
 ) -> RequestContextMiddleware:
     """Build a litestar app with the parts every API has, wrapped for request context.
 
     The wrapping is outside litestar on purpose: litestar runs middleware only
     for matched routes, and a 404 or 405 must still get a request id and a log line.
+    `state_lifespan` builds app state that also needs closing (tasks, connections).
     """
 
     @contextlib.asynccontextmanager
@@ -69,7 +74,13 @@ def create_http_app(
             extra = state_from_resources(resources) if state_from_resources else {}
             for name, value in extra.items():
                 app.state[name] = value
-            yield
+            if state_lifespan is None:
+                yield
+                return
+            async with state_lifespan(resources) as more:
+                for name, value in more.items():
+                    app.state[name] = value
+                yield
 
     def dependency_checks(state: State) -> list[Any]:
         resources: Resources = state.resources
@@ -121,6 +132,7 @@ def create_http_app(
         ),
         cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
         request_max_body_size=settings.max_body_bytes,
+        compression_config=compression,
         debug=settings.debug,
         # Logging is configured once per process by its entry point, not by litestar.
         logging_config=None,

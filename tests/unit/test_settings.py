@@ -147,8 +147,20 @@ def test_prod_starts_with_its_own_key_and_safe_values() -> None:
         "CQRS_PROFILE": "prod",
         "CQRS_JWT_PRIVATE_KEY": PROD_KEY,
         "CQRS_CORS_ORIGINS": "https://app.example.org",
+        "CQRS_CURSOR_SECRET": "a-cursor-secret-of-more-than-32-characters",
     }
     assert load_settings(QueryApiSettings, env).cors_origins == ("https://app.example.org",)
+
+
+def test_the_query_api_needs_its_own_cursor_secret_outside_dev_and_test() -> None:
+    """Cursors are signed: prod refuses to start with the development secret, or a short one."""
+    env = {**BASE, "CQRS_PROFILE": "prod", "CQRS_JWT_PRIVATE_KEY": PROD_KEY}
+    with pytest.raises(SettingsError, match="CQRS_CURSOR_SECRET is required"):
+        load_settings(QueryApiSettings, env)
+    with pytest.raises(SettingsError, match="at least 32 characters"):
+        load_settings(QueryApiSettings, {**env, "CQRS_CURSOR_SECRET": "short"})
+    dev = load_settings(QueryApiSettings, {**BASE, "CQRS_PROFILE": "dev"})
+    assert dev.effective_cursor_secret
 
 
 def test_the_read_database_defaults_to_the_primary() -> None:
