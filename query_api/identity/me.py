@@ -1,9 +1,4 @@
-"""GET /v1/users/me: the caller's own user.
-
-Served for now from the user's write-side state row (which a read replica
-holds too); the `read.users` projection of the projections issue replaces
-this source without changing the answer.
-"""
+"""GET /v1/users/me: the caller's own user, from the `read.users` projection."""
 
 from __future__ import annotations
 
@@ -15,17 +10,12 @@ import msgspec
 from litestar import Request, Response, get
 from litestar.di import NamedDependency
 
-from contexts.identity.decider import User
+from query_api.answers import cached_answer
+from query_api.pagination import query_values
 from query_api.runtime import QueryRuntime
 from shared.http.problems import problem
 
-_ME: Final = """
-SELECT s.state::text AS state, e.recorded_at AS created_at
-  FROM aggregate_states s
-  JOIN events e ON e.stream_id = s.stream_id AND e.version = 1
- WHERE s.stream_id = $1 AND s.stream_type = 'user'
-"""
-_user_decoder = msgspec.json.Decoder(User)
+_ME: Final = "SELECT user_id, email, display_name, roles, created_at FROM read.users WHERE user_id = $1"
 _json = msgspec.json.Encoder()
 
 
@@ -40,18 +30,31 @@ class UserAnswer(msgspec.Struct, frozen=True, kw_only=True):
 @get("/users/me", summary="The caller's user", operation_id="getMe", tags=["identity"])
 async def me(request: Request[Any, Any, Any], runtime: NamedDependency[QueryRuntime]) -> Response[bytes]:
     principal = await runtime.authenticator.authenticate(request)
-    async with runtime.pool.acquire(timeout=runtime.acquire_timeout_seconds) as connection:
-        row = await connection.fetchrow(_ME, principal.user_id)
-    if row is None:
-        raise problem(404, "No such user.")
-    user = _user_decoder.decode(row["state"].encode())
-    answer = UserAnswer(
-        user_id=user.user_id,
-        email=user.email,
-        display_name=user.display_name,
-        roles=user.roles,
-        created_at=row["created_at"],
-    )
-    return Response(
-        _json.encode(answer), media_type="application/json", headers={"Cache-Control": "no-store"}
+    query_values(request.query_params.multi_items(), ())
+
+    async def compute() -> bytes:
+        async with runtime.pool.acquire(timeout=runtime.acquire_timeout_seconds) as connection:
+            row = await connection.fetchrow(_ME, principal.user_id)
+        if row is None:
+            # Also right after registration, until the projection has applied it:
+            # a client that must see its write sends the Consistency-Token.
+            raise problem(404, "No such user.")
+        return _json.encode(
+            UserAnswer(
+                user_id=row["user_id"],
+                email=row["email"],
+                display_name=row["display_name"],
+                roles=tuple(row["roles"]),
+                created_at=row["created_at"],
+            )
+        )
+
+    return await cached_answer(
+        request,
+        runtime,
+        principal,
+        projection="users",
+        query={},
+        tags=[f"user:{principal.user_id}"],
+        compute=compute,
     )

@@ -1,4 +1,4 @@
-"""The query API authenticates like the command API: access tokens and API keys, revoked keys refused."""
+"""GET /v1/users/me from the `users` projection; the query API authenticates like the command API."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from query_api.app import create_app
 from query_api.settings import QueryApiSettings
 from shared.settings import load_settings
 from tests.integration.command_api.conftest import CommandClient, app_client, command_client, register
+from tests.integration.query_api.ledger_helpers import projected, projecting
 from tests.support.tokens import bearer, mint
 
 
@@ -26,9 +27,19 @@ async def queries(service_environment: dict[str, str]) -> AsyncIterator[httpx.As
         yield client
 
 
-async def test_me_with_an_access_token(commands: CommandClient, queries: httpx.AsyncClient) -> None:
-    """A token from the command API's login reads the caller's own user on the query API."""
+@pytest.fixture
+async def users_projected(service_environment: dict[str, str]) -> AsyncIterator[None]:
+    async with projecting(service_environment, "users"):
+        yield
+
+
+@pytest.mark.usefixtures("users_projected")
+async def test_me_with_an_access_token(
+    commands: CommandClient, queries: httpx.AsyncClient, database_url: str
+) -> None:
+    """A token from the command API's login reads the caller's own user, as the projection holds it."""
     user = await register(commands, email="Carol@Example.com", display_name="Carol")
+    await projected(database_url, "users", {str(user.user_id): 1})
 
     response = await queries.get("/v1/users/me", headers=user.headers)
 
@@ -39,14 +50,28 @@ async def test_me_with_an_access_token(commands: CommandClient, queries: httpx.A
     assert body["display_name"] == "Carol"
     assert body["roles"] == ["user"]
     assert body["created_at"]
-    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["cache-control"] == "private, no-cache"
+    assert response.headers["etag"]
 
 
-async def test_me_with_an_api_key_until_it_is_revoked(
+async def test_me_is_404_until_the_projection_holds_the_user(
     commands: CommandClient, queries: httpx.AsyncClient
+) -> None:
+    """Without the users projection running, a fresh user is not in the read model yet."""
+    user = await register(commands)
+
+    response = await queries.get("/v1/users/me", headers=user.headers)
+
+    assert response.status_code == 404, response.text
+
+
+@pytest.mark.usefixtures("users_projected")
+async def test_me_with_an_api_key_until_it_is_revoked(
+    commands: CommandClient, queries: httpx.AsyncClient, database_url: str
 ) -> None:
     """X-API-Key is accepted by the query API, and refused there at once after its revocation."""
     user = await register(commands)
+    await projected(database_url, "users", {str(user.user_id): 1})
     created = await commands.post(
         "/v1/api-keys", json={"name": "reader", "scopes": ["ledger:read"]}, headers=user.headers
     )
