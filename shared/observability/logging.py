@@ -56,7 +56,9 @@ def configure_logging(level: str = "info", log_format: str = "auto", stream: Tex
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        # Lines below the level are dropped before any processor runs: the canonical
+        # request line costs nothing where it is not wanted.
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(out)
