@@ -22,6 +22,7 @@ from query_api.ledger.account_list import AccountListQuery, list_sql
 from query_api.pagination import invalid, parse_limit, parse_sort, query_values
 from query_api.runtime import QueryRuntime
 from shared.auth.principal import LEDGER_READ, Principal
+from shared.cache.tags import projection_tag
 from shared.http.problems import problem
 from shared.infrastructure.postgres import Connection
 
@@ -136,7 +137,7 @@ async def list_accounts(
         next_cursor = query.cursor_after(runtime.cursors, page[-1]) if len(rows) > query.limit else None
         return JSON.encode(AccountsPage(items=[account_answer(row) for row in page], next_cursor=next_cursor))
 
-    tags = ["projection:accounts"] if query.owner_id is None else [f"owner:{query.owner_id}"]
+    tags = [projection_tag(PROJECTION)] if query.owner_id is None else [f"owner:{query.owner_id}"]
     return await cached_answer(
         request,
         runtime,
