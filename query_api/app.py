@@ -21,6 +21,8 @@ from query_api.pagination import CursorSigner
 from query_api.runtime import QueryRuntime
 from query_api.settings import QueryApiSettings
 from shared.cache.answers import AnswerCache
+from shared.cache.local import LocalAnswers
+from shared.cache.tracking import TagTracking
 from shared.http.app_factory import create_http_app, token_verifier
 from shared.http.auth import Authenticator
 from shared.http.request_context import RequestContextMiddleware
@@ -61,6 +63,7 @@ def create_app(settings: QueryApiSettings) -> RequestContextMiddleware:
             expected_exception=(RedisError, OSError, TimeoutError),
             name=f"{PROCESS_NAME}-cache-{id(cache_redis)}",
         )
+        local, tracking = _local_tier(settings)
         # Progress notifications come from the primary, where the projectors commit.
         listener = ProgressListener(settings.database_url, connect_timeout_seconds=timeout)
         listener.start()
@@ -72,6 +75,7 @@ def create_app(settings: QueryApiSettings) -> RequestContextMiddleware:
                 key_prefix=settings.redis_key_prefix,
                 ttl_seconds=settings.query_cache_ttl_seconds,
                 breaker=breaker,
+                local=local,
             ),
             waiter=ConsistencyWaiter(
                 resources.pool,
@@ -86,6 +90,8 @@ def create_app(settings: QueryApiSettings) -> RequestContextMiddleware:
             yield {"query_runtime": runtime}
         finally:
             await listener.close()
+            if tracking is not None:
+                await tracking.close()
             await cache_redis.aclose()
 
     v1 = Router(
@@ -108,6 +114,25 @@ def create_app(settings: QueryApiSettings) -> RequestContextMiddleware:
             backend="brotli", brotli_gzip_fallback=True, minimum_size=settings.compression_minimum_bytes
         ),
     )
+
+
+def _local_tier(settings: QueryApiSettings) -> tuple[LocalAnswers | None, TagTracking | None]:
+    """The in-process cache tier and the Redis tracking that keeps it correct, if configured."""
+    if settings.query_cache_local_entries == 0 or not TagTracking.supports(settings.redis_url):
+        return None, None
+    local = LocalAnswers(
+        max_entries=settings.query_cache_local_entries, ttl_seconds=settings.query_cache_ttl_seconds
+    )
+    tracking = TagTracking(
+        settings.redis_url,
+        key_prefix=settings.redis_key_prefix,
+        on_invalidate=local.invalidate,
+        check_seconds=settings.query_cache_tracking_check_seconds,
+        timeout_seconds=settings.redis_timeout_seconds,
+    )
+    local.trust(tracking)
+    tracking.start()
+    return local, tracking
 
 
 def create_app_from_environment() -> RequestContextMiddleware:

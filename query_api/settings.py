@@ -31,6 +31,12 @@ class QueryApiSettings(HttpApiSettings, frozen=True, kw_only=True):
     # Consecutive cache failures that open the circuit, and how long it stays open.
     query_cache_breaker_failures: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 5
     query_cache_breaker_reset_seconds: Annotated[int, msgspec.Meta(ge=1, le=300)] = 5
+    # Answers kept in each process in front of Redis (0: none), dropped by Redis's
+    # invalidation messages (client tracking); redis:// URLs only.
+    query_cache_local_entries: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 10_000
+    # How often each process verifies that Redis still tracks its tags for it;
+    # local answers are not served while a check is overdue.
+    query_cache_tracking_check_seconds: Seconds = 0.25
     # How long a query with a Consistency-Token waits for its write, then 503.
     consistency_wait_seconds: Seconds = 2.0
     # Answers at least this large are compressed when the client accepts gzip or brotli.

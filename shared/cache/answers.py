@@ -9,7 +9,8 @@ announces a new version only after its commit (shared/cache/tags.py), so:
 - a reader that begins after an announcement completed reads the new
   version, which no answer computed before the commit carries.
 
-One lookup is one round trip: MGET of the answer and its tags' versions.
+One lookup is one round trip: MGET of the answer and its tags' versions,
+or none when the in-process tier (shared/cache/local.py) holds the answer.
 Redis failing or slow (short timeouts, a circuit breaker) only bypasses the
 cache: answers come from the database, correct and without a 5xx.
 """
@@ -29,17 +30,19 @@ from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shared.cache.local import LocalAnswers
 from shared.cache.tags import tag_version_key
 
 _log = structlog.get_logger("cache.answers")
 
 LOOKUPS: Final = Counter(
     "cqrs_query_cache_lookups",
-    "Query answers by how the cache took part: hit, miss (computed and stored), "
-    "bypass (Redis unavailable) or fresh (a consistency token asked for the database).",
+    "Query answers by how the cache took part: local_hit (in-process tier), hit (Redis), "
+    "miss (computed and stored), bypass (Redis unavailable) or fresh (a consistency token "
+    "asked for the database).",
     ["result"],
 )
-Lookup = Literal["hit", "miss", "bypass", "fresh"]
+Lookup = Literal["local_hit", "hit", "miss", "bypass", "fresh"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +75,17 @@ def answer_key(prefix: str, *, route: str, query: Mapping[str, str], scope: str)
 
 
 class AnswerCache:
-    def __init__(self, redis: Redis, *, key_prefix: str, ttl_seconds: int, breaker: CircuitBreaker) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        key_prefix: str,
+        ttl_seconds: int,
+        breaker: CircuitBreaker,
+        local: LocalAnswers | None = None,
+    ) -> None:
         self._redis = redis
+        self._local = local
         self._prefix = key_prefix
         self._ttl = ttl_seconds
         self._breaker = breaker
@@ -95,6 +107,14 @@ class AnswerCache:
             return await self._computed(compute, "fresh")
         key = answer_key(self._prefix, route=route, query=query, scope=scope)
         tag_keys = [tag_version_key(self._prefix, tag) for tag in tags]
+        local = self._local
+        since = 0
+        if local is not None:
+            kept = local.get(key)
+            if kept is not None:
+                LOOKUPS.labels("local_hit").inc()
+                return CachedAnswer(*kept)
+            since = local.mark()
         try:
             stored, *versions = await self._mget([key, *tag_keys])
         except _REDIS_TROUBLE as error:
@@ -104,8 +124,12 @@ class AnswerCache:
             entry = self._decoded(stored)
             if entry is not None and entry.versions == versions:
                 LOOKUPS.labels("hit").inc()
+                if local is not None:
+                    local.keep(key, entry.body, entry.etag, tag_keys, since)
                 return CachedAnswer(entry.body, entry.etag)
         answer = await self._computed(compute, "miss")
+        if local is not None:
+            local.keep(key, answer.body, answer.etag, tag_keys, since)
         try:
             await self._set(key, _encode_entry(_Entry(answer.body, answer.etag, versions)), ex=self._ttl)
         except _REDIS_TROUBLE as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -17,7 +18,9 @@ from redis.exceptions import RedisError
 from devstack.ports import free_port
 from devstack.servers import EmbeddedRedis
 from shared.cache.answers import AnswerCache
+from shared.cache.local import LocalAnswers
 from shared.cache.tags import TagAnnouncer
+from shared.cache.tracking import TagTracking
 from shared.infrastructure.redis import create_redis
 
 TAG = "thing:1"
@@ -69,16 +72,42 @@ async def table(database_url: str) -> AsyncIterator[tuple[asyncpg.Pool, str]]:
         await connection.close()
 
 
-@pytest.fixture
-async def thing(
-    table: tuple[asyncpg.Pool, str], redis_url: str, redis_key_prefix: str
-) -> AsyncIterator[Thing]:
-    redis = create_redis(redis_url, timeout_seconds=2, retries=0)
-    cache = AnswerCache(redis, key_prefix=redis_key_prefix, ttl_seconds=60, breaker=breaker())
+@contextlib.asynccontextmanager
+async def local_tier(redis_url: str, key_prefix: str) -> AsyncIterator[LocalAnswers]:
+    """The in-process tier with Redis tracking on, once tracking is verified."""
+    local = LocalAnswers(max_entries=1_000, ttl_seconds=60)
+    tracking = TagTracking(
+        redis_url, key_prefix=key_prefix, on_invalidate=local.invalidate, check_seconds=0.1, timeout_seconds=1
+    )
+    local.trust(tracking)
+    tracking.start()
     try:
-        yield Thing(table[0], table[1], cache, TagAnnouncer(redis, key_prefix=redis_key_prefix))
+        deadline = time.monotonic() + 10
+        while not tracking.usable:
+            assert time.monotonic() < deadline, "Redis tracking never came up"
+            await asyncio.sleep(0.01)
+        yield local
     finally:
-        await redis.aclose()
+        await tracking.close()
+
+
+@pytest.fixture(params=["redis", "redis+local"])
+async def thing(
+    request: pytest.FixtureRequest, table: tuple[asyncpg.Pool, str], redis_url: str, redis_key_prefix: str
+) -> AsyncIterator[Thing]:
+    """The cache alone, and with its in-process tier in front: every test holds for both."""
+    redis = create_redis(redis_url, timeout_seconds=2, retries=0)
+    async with contextlib.AsyncExitStack() as stack:
+        local = None
+        if request.param == "redis+local":
+            local = await stack.enter_async_context(local_tier(redis_url, redis_key_prefix))
+        cache = AnswerCache(
+            redis, key_prefix=redis_key_prefix, ttl_seconds=60, breaker=breaker(), local=local
+        )
+        try:
+            yield Thing(table[0], table[1], cache, TagAnnouncer(redis, key_prefix=redis_key_prefix))
+        finally:
+            await redis.aclose()
 
 
 async def test_old_rows_read_before_an_announcement_are_never_served_after_it(thing: Thing) -> None:
@@ -117,6 +146,7 @@ async def test_looped_against_concurrent_writes_no_query_returns_data_older_than
         while not stop.is_set():
             floor = completed  # announced before this query began
             assert int(await thing.query()) >= floor
+            await asyncio.sleep(0)  # a local hit never suspends: let the writer run
 
     await asyncio.gather(writer(), *(reader() for _ in range(4)))
     assert int(await thing.query()) == 300
@@ -148,12 +178,15 @@ def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
         server.stop()
 
 
+@pytest.mark.parametrize("with_local", [False, True], ids=["redis", "redis+local"])
 async def test_redis_stopped_then_back_the_cache_is_used_again(
-    table: tuple[asyncpg.Pool, str], own_redis: EmbeddedRedis
+    table: tuple[asyncpg.Pool, str], own_redis: EmbeddedRedis, with_local: bool
 ) -> None:
     redis = create_redis(own_redis.url, timeout_seconds=0.2, retries=0)
     circuit = breaker(failures=2, reset_seconds=1)
-    cache = AnswerCache(redis, key_prefix="t:", ttl_seconds=60, breaker=circuit)
+    stack = contextlib.AsyncExitStack()
+    local = await stack.enter_async_context(local_tier(own_redis.url, "t:")) if with_local else None
+    cache = AnswerCache(redis, key_prefix="t:", ttl_seconds=60, breaker=circuit, local=local)
     computed = 0
 
     async def counted_read() -> bytes:
@@ -185,4 +218,5 @@ async def test_redis_stopped_then_back_the_cache_is_used_again(
             assert time.monotonic() < deadline, "the cache was not used again after Redis came back"
             await asyncio.sleep(0.1)  # the breaker's reset time passing: a clock, not a condition
     finally:
+        await stack.aclose()
         await redis.aclose()
