@@ -29,7 +29,7 @@ import socket
 import time
 import urllib.parse
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import hiredis
 import structlog
@@ -61,8 +61,8 @@ class _Listener(asyncio.Protocol):
         self.lost = asyncio.Event()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)  # noqa: S101 - a TCP connection
-        self.transport = transport
+        # A TCP transport; uvloop's is not an asyncio.Transport subclass, so no isinstance check.
+        self.transport = cast("asyncio.Transport", transport)
 
     def data_received(self, data: bytes) -> None:
         self._parser.feed(data)

@@ -220,3 +220,22 @@ async def test_redis_stopped_then_back_the_cache_is_used_again(
     finally:
         await stack.aclose()
         await redis.aclose()
+
+
+def test_tracking_works_under_uvloop_as_the_servers_run_it(redis_url: str, redis_key_prefix: str) -> None:
+    """granian runs the app on uvloop, whose transports differ from asyncio's."""
+    import uvloop  # noqa: PLC0415 - only this test needs it
+
+    async def scenario() -> None:
+        async with local_tier(redis_url, redis_key_prefix) as local:
+            redis = create_redis(redis_url, timeout_seconds=2, retries=0)
+            try:
+                local.keep("k", b"old", '"e"', [f"{redis_key_prefix}tag:{TAG}"], local.mark())
+                assert local.get("k") == (b"old", '"e"')
+                await TagAnnouncer(redis, key_prefix=redis_key_prefix).announce([TAG])
+                assert local.get("k") is None
+            finally:
+                await redis.aclose()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(scenario())
