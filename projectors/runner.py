@@ -96,6 +96,11 @@ class ProjectionRunner:
         self.applied_total = 0
         self.batches_total = 0
 
+    @property
+    def owed_tags(self) -> int:
+        """Cache tags committed but not announced yet (Redis away, or an announcement under way)."""
+        return len(self._unannounced)
+
     async def run(self) -> None:
         backoff = 0.0
         while not self._stop.is_set():

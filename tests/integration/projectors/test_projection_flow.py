@@ -64,10 +64,16 @@ async def test_each_commit_announces_the_tags_it_touched(
 
     try:
         await append_accounts(store, accounts=2, deposits=1)
-        async with running_relay(service_environment), running_projectors(service_environment):
+        async with running_relay(service_environment), running_projectors(service_environment) as runners:
 
             async def projected(count: int) -> bool:
-                return sum((await projected_versions(database_url, "accounts")).values()) == count
+                # Both projections that announce these tags applied everything and announced
+                # it: a later announcement would look like a change of the untouched account.
+                totals = [
+                    sum((await projected_versions(database_url, name)).values())
+                    for name in ("accounts", "owner_summaries")
+                ]
+                return totals == [count, count] and all(runner.owed_tags == 0 for runner in runners)
 
             await wait_until(lambda: projected(4), 30, "both accounts projected")
             connection = await asyncpg.connect(database_url, timeout=10)
