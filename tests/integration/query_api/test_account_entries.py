@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -11,7 +10,6 @@ import pytest
 from tests.integration.command_api.conftest import (
     CommandClient,
     assert_problem,
-    command_client,
     deposit,
     open_account,
     register,
@@ -19,7 +17,7 @@ from tests.integration.command_api.conftest import (
     transfer,
     withdraw,
 )
-from tests.integration.query_api.ledger_helpers import field_errors, projected, projecting, query_client
+from tests.integration.query_api.ledger_helpers import field_errors, projected, projecting
 
 ENTRY_FIELDS = {
     "entry_id",
@@ -31,18 +29,6 @@ ENTRY_FIELDS = {
     "reference",
     "recorded_at",
 }
-
-
-@pytest.fixture
-async def commands(service_environment: dict[str, str]) -> AsyncIterator[CommandClient]:
-    async with command_client(service_environment) as client:
-        yield client
-
-
-@pytest.fixture
-async def queries(service_environment: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
-    async with query_client(service_environment) as client:
-        yield client
 
 
 def _page(response: httpx.Response) -> tuple[list[tuple[str, int, int]], str | None]:

@@ -13,7 +13,6 @@ import pytest
 from tests.integration.command_api.conftest import (
     CommandClient,
     assert_problem,
-    command_client,
     deposit,
     open_account,
     register,
@@ -25,7 +24,6 @@ from tests.integration.query_api.ledger_helpers import (
     insert_accounts,
     projected,
     projecting,
-    query_client,
 )
 
 ACCOUNT_FIELDS = {
@@ -40,18 +38,6 @@ ACCOUNT_FIELDS = {
     "updated_at",
 }
 VALIDATION = "/problems/validation-error"
-
-
-@pytest.fixture
-async def commands(service_environment: dict[str, str]) -> AsyncIterator[CommandClient]:
-    async with command_client(service_environment) as client:
-        yield client
-
-
-@pytest.fixture
-async def queries(service_environment: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
-    async with query_client(service_environment) as client:
-        yield client
 
 
 @pytest.fixture

@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
 import httpx
-import pytest
 
-from query_api.app import create_app
-from query_api.settings import QueryApiSettings
-from shared.settings import load_settings
 from tests.integration.command_api.conftest import (
     CommandClient,
-    app_client,
-    command_client,
     open_account,
     register,
     register_admin,
 )
-
-
-@pytest.fixture
-async def commands(service_environment: dict[str, str]) -> AsyncIterator[CommandClient]:
-    async with command_client(service_environment) as client:
-        yield client
-
-
-@pytest.fixture
-async def queries(service_environment: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
-    async with app_client(create_app(load_settings(QueryApiSettings, service_environment))) as client:
-        yield client
 
 
 async def test_an_admin_sees_checkpoints_lag_and_dead_letters(

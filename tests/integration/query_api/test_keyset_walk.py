@@ -13,25 +13,13 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.integration.command_api.conftest import CommandClient, command_client, register_admin
-from tests.integration.query_api.ledger_helpers import account_row, insert_accounts, query_client
+from tests.integration.command_api.conftest import CommandClient, register_admin
+from tests.integration.query_api.ledger_helpers import account_row, insert_accounts
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 PRE_EXISTING = 20
 MAX_PAGES = 100
 SORTS = ["opened_at", "-opened_at", "name", "-name", "balance", "-balance", "updated_at", "-updated_at"]
-
-
-@pytest.fixture
-async def commands(service_environment: dict[str, str]) -> AsyncIterator[CommandClient]:
-    async with command_client(service_environment) as client:
-        yield client
-
-
-@pytest.fixture
-async def queries(service_environment: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
-    async with query_client(service_environment) as client:
-        yield client
 
 
 def _row(owner_id: uuid.UUID, n: int) -> dict[str, Any]:

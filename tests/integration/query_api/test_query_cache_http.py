@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
-import pytest
 
 from tests.integration.command_api.conftest import (
     CommandClient,
-    command_client,
     deposit,
     open_account,
     register,
@@ -21,20 +18,7 @@ from tests.integration.query_api.ledger_helpers import (
     account_row,
     insert_accounts,
     projecting,
-    query_client,
 )
-
-
-@pytest.fixture
-async def commands(service_environment: dict[str, str]) -> AsyncIterator[CommandClient]:
-    async with command_client(service_environment) as client:
-        yield client
-
-
-@pytest.fixture
-async def queries(service_environment: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
-    async with query_client(service_environment) as client:
-        yield client
 
 
 async def test_read_your_writes_a_query_with_the_token_always_sees_the_write(

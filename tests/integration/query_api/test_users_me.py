@@ -7,24 +7,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from query_api.app import create_app
-from query_api.settings import QueryApiSettings
-from shared.settings import load_settings
-from tests.integration.command_api.conftest import CommandClient, app_client, command_client, register
+from tests.integration.command_api.conftest import CommandClient, register
 from tests.integration.query_api.ledger_helpers import projected, projecting
 from tests.support.tokens import bearer, mint
-
-
-@pytest.fixture
-async def commands(service_environment: dict[str, str]) -> AsyncIterator[CommandClient]:
-    async with command_client(service_environment) as client:
-        yield client
-
-
-@pytest.fixture
-async def queries(service_environment: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
-    async with app_client(create_app(load_settings(QueryApiSettings, service_environment))) as client:
-        yield client
 
 
 @pytest.fixture
