@@ -90,7 +90,6 @@ class AnswerCache:
         self._local = local
         self._prefix = key_prefix
         self._ttl = ttl_seconds
-        self._breaker = breaker
         # The breaker needs coroutine functions: redis-py's methods only return awaitables.
         self._mget = breaker.decorate(self._mget_now)
         self._set = breaker.decorate(self._set_now)
