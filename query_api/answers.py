@@ -10,16 +10,22 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
-from litestar import Request, Response
+from litestar import Request
+from litestar.types import Receive, Scope, Send
 
 from query_api.runtime import QueryRuntime
 from shared.auth.principal import Principal
 from shared.cache.tags import reset_tag
 
 CONSISTENCY_HEADER: Final = "consistency-token"
+# Routes whose answers are always smaller than this carry this opt and skip the
+# compression middleware while its minimum size is at least as large: it would
+# compress nothing, and deciding that costs ~15 µs of a cached GET's ~100.
+SMALL_ANSWER_OPT: Final = "small_answer"
+SMALL_ANSWER_MAX_BYTES: Final = 1024
 # Authenticated answers may be kept by the client, never by a shared cache;
 # the ETag makes revalidation cheap.
-_CACHE_CONTROL: Final = "private, no-cache"
+_CACHE_CONTROL: Final = b"private, no-cache"
 
 
 async def cached_answer(
@@ -31,7 +37,7 @@ async def cached_answer(
     query: Mapping[str, str],
     tags: Sequence[str],
     compute: Callable[[], Awaitable[bytes]],
-) -> Response[bytes]:
+) -> JsonAnswer:
     """The JSON answer to this GET, from the cache when its tags are unchanged.
 
     `query` is the request's validated, normalised parameters (part of the
@@ -51,10 +57,40 @@ async def cached_answer(
         # A token's answer must come from the database once its wait is over.
         fresh=bool(token),
     )
-    headers = {"ETag": answer.etag, "Cache-Control": _CACHE_CONTROL}
+    etag = answer.etag.encode("ascii")
     if _matches(request.headers.get("if-none-match"), answer.etag):
-        return Response(b"", status_code=304, headers=headers)
-    return Response(answer.body, media_type="application/json", headers=headers)
+        return JsonAnswer(304, b"", [(b"etag", etag), (b"cache-control", _CACHE_CONTROL)])
+    return JsonAnswer(
+        200,
+        answer.body,
+        [
+            (b"etag", etag),
+            (b"cache-control", _CACHE_CONTROL),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(answer.body)).encode("ascii")),
+        ],
+    )
+
+
+class JsonAnswer:
+    """An answer sent as its two ASGI messages, the headers already encoded.
+
+    A handler may return any ASGI app; litestar's Response would build and
+    merge the same four headers through its header classes, which costs a cached
+    GET about a sixth of its CPU. The header list is the answer's own, since
+    middleware downstream may append to it.
+    """
+
+    __slots__ = ("_body", "_headers", "_status")
+
+    def __init__(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        self._status = status
+        self._body = body
+        self._headers = headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self._status, "headers": self._headers})
+        await send({"type": "http.response.body", "body": self._body, "more_body": False})
 
 
 def _matches(if_none_match: str | None, etag: str) -> bool:

@@ -10,12 +10,11 @@ from typing import Any
 from circuitbreaker import CircuitBreaker
 from litestar import Router
 from litestar.config.compression import CompressionConfig
-from litestar.datastructures import State
-from litestar.di import Provide
 from redis.exceptions import RedisError
 
 from query_api import ledger
 from query_api.admin.projections import projections
+from query_api.answers import SMALL_ANSWER_MAX_BYTES, SMALL_ANSWER_OPT
 from query_api.identity.me import me
 from query_api.pagination import CursorSigner
 from query_api.runtime import QueryRuntime
@@ -35,11 +34,6 @@ from shared.projections.progress import ProgressListener
 from shared.settings import load_settings
 
 PROCESS_NAME = "query-api"
-
-
-def _provide_runtime(state: State) -> QueryRuntime:
-    runtime: QueryRuntime = state.query_runtime
-    return runtime
 
 
 def create_app(settings: QueryApiSettings) -> RequestContextMiddleware:
@@ -97,7 +91,6 @@ def create_app(settings: QueryApiSettings) -> RequestContextMiddleware:
     v1 = Router(
         path="/v1",
         route_handlers=[me, projections, *ledger.ROUTES],
-        dependencies={"runtime": Provide(_provide_runtime, sync_to_thread=False)},
         security=[{"BearerToken": []}, {"ApiKey": []}],
     )
     return create_http_app(
@@ -111,7 +104,12 @@ def create_app(settings: QueryApiSettings) -> RequestContextMiddleware:
         keys=keys,
         state_lifespan=runtime_of,
         compression=CompressionConfig(
-            backend="brotli", brotli_gzip_fallback=True, minimum_size=settings.compression_minimum_bytes
+            backend="brotli",
+            brotli_gzip_fallback=True,
+            minimum_size=settings.compression_minimum_bytes,
+            exclude_opt_key=(
+                SMALL_ANSWER_OPT if settings.compression_minimum_bytes >= SMALL_ANSWER_MAX_BYTES else None
+            ),
         ),
     )
 

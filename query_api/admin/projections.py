@@ -7,9 +7,8 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, get
-from litestar.di import NamedDependency
 
-from query_api.runtime import QueryRuntime
+from query_api.runtime import runtime_of
 from shared.http.problems import problem
 from shared.projections.status import read_statuses
 
@@ -39,9 +38,8 @@ class ProjectionsAnswer(msgspec.Struct, frozen=True, kw_only=True):
     operation_id="getProjections",
     tags=["operations"],
 )
-async def projections(
-    request: Request[Any, Any, Any], runtime: NamedDependency[QueryRuntime]
-) -> Response[bytes]:
+async def projections(request: Request[Any, Any, Any]) -> Response[bytes]:
+    runtime = runtime_of(request)
     principal = await runtime.authenticator.authenticate(request)
     if not principal.is_admin:
         raise problem(403, "Only an admin may see projection status.", type_="/problems/forbidden")

@@ -7,12 +7,11 @@ from typing import Any, Final
 from uuid import UUID
 
 import msgspec
-from litestar import Request, Response, get
-from litestar.di import NamedDependency
+from litestar import Request, get
 
-from query_api.answers import cached_answer
+from query_api.answers import JsonAnswer, cached_answer
 from query_api.pagination import query_values
-from query_api.runtime import QueryRuntime
+from query_api.runtime import runtime_of
 from shared.http.problems import problem
 
 _ME: Final = "SELECT user_id, email, display_name, roles, created_at FROM read.users WHERE user_id = $1"
@@ -28,7 +27,8 @@ class UserAnswer(msgspec.Struct, frozen=True, kw_only=True):
 
 
 @get("/users/me", summary="The caller's user", operation_id="getMe", tags=["identity"])
-async def me(request: Request[Any, Any, Any], runtime: NamedDependency[QueryRuntime]) -> Response[bytes]:
+async def me(request: Request[Any, Any, Any]) -> JsonAnswer:
+    runtime = runtime_of(request)
     principal = await runtime.authenticator.authenticate(request)
     query_values(request.query_params.multi_items(), ())
 

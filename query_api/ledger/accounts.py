@@ -13,14 +13,13 @@ from uuid import UUID
 
 import asyncpg
 import msgspec
-from litestar import Request, Response, get
-from litestar.di import NamedDependency
+from litestar import Request, get
 from litestar.params import FromPath
 
-from query_api.answers import cached_answer
+from query_api.answers import SMALL_ANSWER_OPT, JsonAnswer, cached_answer
 from query_api.ledger.account_list import AccountListQuery, list_sql
 from query_api.pagination import invalid, parse_limit, parse_sort, query_values
-from query_api.runtime import QueryRuntime
+from query_api.runtime import runtime_of
 from shared.auth.principal import LEDGER_READ, Principal
 from shared.cache.tags import projection_tag
 from shared.http.problems import problem
@@ -87,10 +86,10 @@ async def visible_account(connection: Connection, account_id: UUID, principal: P
     description="The account's balance and status as the `accounts` projection holds them.",
     operation_id="getAccount",
     tags=["ledger"],
+    opt={SMALL_ANSWER_OPT: True},
 )
-async def get_account(
-    request: Request[Any, Any, Any], runtime: NamedDependency[QueryRuntime], account_id: FromPath[UUID]
-) -> Response[bytes]:
+async def get_account(request: Request[Any, Any, Any], account_id: FromPath[UUID]) -> JsonAnswer:
+    runtime = runtime_of(request)
     principal = await runtime.authenticator.authenticate(request, scope=LEDGER_READ)
     query_values(request.query_params.multi_items(), ())
 
@@ -122,9 +121,8 @@ async def get_account(
     operation_id="listAccounts",
     tags=["ledger"],
 )
-async def list_accounts(
-    request: Request[Any, Any, Any], runtime: NamedDependency[QueryRuntime]
-) -> Response[bytes]:
+async def list_accounts(request: Request[Any, Any, Any]) -> JsonAnswer:
+    runtime = runtime_of(request)
     principal = await runtime.authenticator.authenticate(request, scope=LEDGER_READ)
     query = _parse_list(query_values(request.query_params.multi_items(), _LIST_PARAMETERS), principal)
     after = query.after(runtime.cursors)

@@ -13,14 +13,13 @@ from uuid import UUID
 
 import asyncpg
 import msgspec
-from litestar import Request, Response, get
-from litestar.di import NamedDependency
+from litestar import Request, get
 from litestar.params import FromPath
 
-from query_api.answers import cached_answer
+from query_api.answers import JsonAnswer, cached_answer
 from query_api.ledger.accounts import JSON, PROJECTION, visible_account
 from query_api.pagination import CursorSigner, bad_cursor, invalid, parse_limit, query_values
-from query_api.runtime import QueryRuntime
+from query_api.runtime import runtime_of
 from shared.auth.principal import LEDGER_READ
 
 _PARAMETERS: Final = frozenset({"limit", "cursor", "kind"})
@@ -95,9 +94,8 @@ def _before_version(signer: CursorSigner, cursor: str | None, binding: str) -> i
     operation_id="listAccountEntries",
     tags=["ledger"],
 )
-async def list_entries(
-    request: Request[Any, Any, Any], runtime: NamedDependency[QueryRuntime], account_id: FromPath[UUID]
-) -> Response[bytes]:
+async def list_entries(request: Request[Any, Any, Any], account_id: FromPath[UUID]) -> JsonAnswer:
+    runtime = runtime_of(request)
     principal = await runtime.authenticator.authenticate(request, scope=LEDGER_READ)
     values = query_values(request.query_params.multi_items(), _PARAMETERS)
     kind = values.get("kind")

@@ -29,6 +29,7 @@ from shared.http.problems import (
 )
 from shared.http.request_context import RequestContextMiddleware
 from shared.infrastructure.resources import Resources, open_resources
+from shared.observability.http_metrics import BoundLabelsPrometheusMiddleware
 from shared.settings import HttpApiSettings
 
 API_VERSION = "1.0.0"
@@ -92,6 +93,7 @@ def create_http_app(
         # Label by route template, not by raw path: ids in paths would explode cardinality.
         group_path=True,
         exclude=["/metrics", "/schema"],
+        middleware_class=BoundLabelsPrometheusMiddleware,
     )
     app = Litestar(
         route_handlers=[

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 from typing import Final
 
 import structlog
@@ -36,10 +36,12 @@ class RequestContextMiddleware:
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
-        request_id = _header(scope, REQUEST_ID_HEADER) or uuid.uuid4().hex
+        # 128 random bits like a UUID4's, at a fifth of uuid4()'s cost: this runs on every request.
+        request_id = _header(scope, REQUEST_ID_HEADER) or os.urandom(16).hex()
         correlation_id = _header(scope, CORRELATION_ID_HEADER) or request_id
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id, correlation_id=correlation_id)
+        # The server runs each request in a task with a copy of its own context, so no other
+        # request's ids are in it; resetting the tokens at the end restores that copy.
+        bound = structlog.contextvars.bind_contextvars(request_id=request_id, correlation_id=correlation_id)
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         state["correlation_id"] = correlation_id
@@ -70,4 +72,4 @@ class RequestContextMiddleware:
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )
-            structlog.contextvars.clear_contextvars()
+            structlog.contextvars.reset_contextvars(**bound)
