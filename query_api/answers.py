@@ -48,7 +48,8 @@ async def cached_answer(
     if token:
         await runtime.waiter.wait(token, projection)
     answer = await runtime.cache.answer(
-        route=request.url.path,
+        # The scope's path, not request.url: building a URL object costs a cached GET 2% of its CPU.
+        route=request.scope["path"],
         query=query,
         scope=principal.scope_key,
         # The reset tag too: a rebuild's swap, or a projector that lost count, changes every answer.

@@ -107,7 +107,6 @@ class AnswerCache:
         if fresh:
             return await self._computed(compute, "fresh")
         key = answer_key(self._prefix, route=route, query=query, scope=scope)
-        tag_keys = [tag_version_key(self._prefix, tag) for tag in tags]
         local = self._local
         since = 0
         if local is not None:
@@ -116,6 +115,7 @@ class AnswerCache:
                 _COUNTED["local_hit"].inc()
                 return CachedAnswer(*kept)
             since = local.mark()
+        tag_keys = [tag_version_key(self._prefix, tag) for tag in tags]
         try:
             stored, *versions = await self._mget([key, *tag_keys])
         except _REDIS_TROUBLE as error:

@@ -14,7 +14,7 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusController
 from litestar.types import ControllerRouterHandler
 
 from shared.auth.keys import KeySet
@@ -29,7 +29,7 @@ from shared.http.problems import (
 )
 from shared.http.request_context import RequestContextMiddleware
 from shared.infrastructure.resources import Resources, open_resources
-from shared.observability.http_metrics import BoundLabelsPrometheusMiddleware
+from shared.observability.http_metrics import HttpMetrics
 from shared.settings import HttpApiSettings
 
 API_VERSION = "1.0.0"
@@ -87,14 +87,6 @@ def create_http_app(
         resources: Resources = state.resources
         return resources.dependency_checks(readiness_checks)
 
-    prometheus = PrometheusConfig(
-        app_name=process_name,
-        prefix="cqrs",
-        # Label by route template, not by raw path: ids in paths would explode cardinality.
-        group_path=True,
-        exclude=["/metrics", "/schema"],
-        middleware_class=BoundLabelsPrometheusMiddleware,
-    )
     app = Litestar(
         route_handlers=[
             health_router(dependency_checks, settings.health_check_timeout_seconds),
@@ -103,7 +95,6 @@ def create_http_app(
             *route_handlers,
         ],
         lifespan=[lifespan],
-        middleware=[prometheus.middleware],
         plugins=[problem_details_plugin()],
         exception_handlers={
             Exception: unhandled_exception_to_response,
@@ -139,4 +130,5 @@ def create_http_app(
         # Logging is configured once per process by its entry point, not by litestar.
         logging_config=None,
     )
-    return RequestContextMiddleware(app)
+    metrics = HttpMetrics(prefix="cqrs", app_name=process_name, excluded_prefixes=("/metrics", "/schema"))
+    return RequestContextMiddleware(app, metrics)
