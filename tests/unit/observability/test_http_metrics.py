@@ -38,7 +38,7 @@ async def client() -> AsyncIterator[AsyncTestClient[Any]]:
         yield test_client
 
 
-async def test_requests_are_counted_and_timed_per_route_template_and_status(client: AsyncTestClient[Any]) -> None:
+async def test_requests_are_counted_and_timed_per_route_and_status(client: AsyncTestClient[Any]) -> None:
     before = _value("requests_total", **ROUTE, status_code="200")
     before_errors = _value("requests_error_total", **ROUTE, status_code="500")
 
