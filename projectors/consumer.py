@@ -9,7 +9,6 @@ while JetStream reports pending events, the subscription is made again.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass
 from typing import Final
@@ -96,14 +95,11 @@ class EventConsumer:
         await self._subscribe()
 
     async def close(self) -> None:
-        """Unsubscribe and hand back, for immediate redelivery, what arrived and was never taken."""
+        """Unsubscribe and hand back, for redelivery, what arrived and was never taken."""
         if self._pull is None:
             return
-        untaken = await self._pull.close()
+        await self._pull.close()
         self._pull = None
-        for message in untaken:
-            with contextlib.suppress(Exception):
-                await message.nak()
 
     def _config(self) -> ConsumerConfig:
         return ConsumerConfig(

@@ -11,6 +11,11 @@ to the batch size: one wait per batch, none per message.
 The requests are bookkept by count and expiry only to decide when to ask for
 more; no event depends on that bookkeeping: JetStream redelivers whatever is
 delivered and never acked, and `close` hands back what arrived unprocessed.
+
+Handing back is a nak delayed until every request this pull sent has
+expired: JetStream cannot cancel a pull request, and one still open after
+the inbox is gone would take a nacked event to nowhere, where it waits for
+ack_wait (NATS 2.9 did so in CI). The delay is bounded by the requests' expiry.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from nats.aio.subscription import Subscription
 _STATUS_HEADER = "Status"
 # 408: a request expired; 409: a request ended early (limits, consumer deleted, leader change).
 _REQUEST_ENDED = frozenset({"408", "409"})
+# The server counts a request's expiry from when it received it, a little after we sent it.
+_EXPIRY_MARGIN_SECONDS = 0.25
 
 
 @dataclass(slots=True)
@@ -68,6 +75,8 @@ class PrefetchingPull:
         self._requests: deque[_Request] = deque()
         self._subscription: Subscription | None = None
         self._inbox = ""
+        # When the last request sent expires: no request of ours is open at the server after that.
+        self._asked_until = 0.0
 
     @property
     def prefetched(self) -> int:
@@ -109,7 +118,11 @@ class PrefetchingPull:
                 return
 
     async def close(self) -> list[Msg]:
-        """Stop receiving; returns what arrived and was never taken, for the caller to hand back."""
+        """Stop receiving and hand back (nak) what arrived and was never taken; returns those events.
+
+        Each nak is delayed until this pull's requests have expired, so the
+        redelivery reaches a live request (the next pull's), not one of ours.
+        """
         if self._subscription is not None:
             with contextlib.suppress(Exception):
                 await self._subscription.unsubscribe()
@@ -118,6 +131,11 @@ class PrefetchingPull:
         self._arrived.clear()
         self._ready.clear()
         self._requests.clear()
+        open_for = self._asked_until - time.monotonic()
+        delay = open_for + _EXPIRY_MARGIN_SECONDS if open_for > 0 else None
+        for message in untaken:
+            with contextlib.suppress(Exception):
+                await message.nak(delay=delay)
         return untaken
 
     async def _on_message(self, message: Msg) -> None:
@@ -145,5 +163,6 @@ class PrefetchingPull:
             return
         expires = int(self._expires_seconds * 1_000_000_000)
         self._requests.append(_Request(remaining=wanted, expires_at=now + self._expires_seconds))
+        self._asked_until = now + self._expires_seconds
         request = _encode_request(_PullRequest(batch=wanted, expires=expires))
         await self._client.publish(self._next_subject, request, reply=self._inbox)
