@@ -29,7 +29,9 @@ MAX_ACK_PENDING_BATCHES: Final = 4
 # Requested from JetStream beyond the batch being worked on: delivered while it commits.
 PREFETCH_BATCHES: Final = 2
 # A pull request left open this long ends (JetStream answers 408) and is asked again.
-PULL_REQUEST_EXPIRES_SECONDS: Final = 10.0
+# Short, because events handed back on close wait this long for redelivery (prefetch.py);
+# an idle consumer pays one request per period for it.
+PULL_REQUEST_EXPIRES_SECONDS: Final = 2.0
 
 
 @dataclass(frozen=True, slots=True)
