@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -66,7 +67,8 @@ def create_app(settings: CommandApiSettings) -> RequestContextMiddleware:
     )
     timeout = settings.database_connect_timeout_seconds
 
-    def runtime_of(resources: Resources) -> Mapping[str, Any]:
+    @contextlib.asynccontextmanager
+    async def runtime_of(resources: Resources) -> AsyncIterator[Mapping[str, Any]]:
         executor = CommandExecutor(
             store=PostgresEventStore(resources.pool, acquire_timeout_seconds=timeout),
             registry=REGISTRY,
@@ -96,7 +98,7 @@ def create_app(settings: CommandApiSettings) -> RequestContextMiddleware:
             ),
             issuer=issuer,
         )
-        return {"command_runtime": commands, "identity_runtime": identity}
+        yield {"command_runtime": commands, "identity_runtime": identity}
 
     v1 = Router(
         path="/v1",
@@ -119,7 +121,7 @@ def create_app(settings: CommandApiSettings) -> RequestContextMiddleware:
         keys=keys,
         # What the command API needs for every route; Redis only for login (which fails closed without it).
         readiness_checks=("postgres",),
-        state_from_resources=runtime_of,
+        state_lifespan=runtime_of,
     )
 
 

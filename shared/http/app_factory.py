@@ -55,7 +55,6 @@ def create_http_app(
     database_url: str | None = None,
     readiness_checks: Sequence[str],
     keys: KeySet,
-    state_from_resources: Callable[[Resources], Mapping[str, Any]] | None = None,
     state_lifespan: Callable[[Resources], AbstractAsyncContextManager[Mapping[str, Any]]] | None = None,
     compression: CompressionConfig | None = None,
 ) -> RequestContextMiddleware:
@@ -63,7 +62,8 @@ def create_http_app(
 
     The wrapping is outside litestar on purpose: litestar runs middleware only
     for matched routes, and a 404 or 405 must still get a request id and a log line.
-    `state_lifespan` builds app state that also needs closing (tasks, connections).
+    `state_lifespan` builds the app's own state from the shared resources, and closes
+    what it opened (tasks, connections) at shutdown.
     """
 
     @contextlib.asynccontextmanager
@@ -72,9 +72,6 @@ def create_http_app(
             settings, process_name=process_name, database_url=database_url
         ) as resources:
             app.state.resources = resources
-            extra = state_from_resources(resources) if state_from_resources else {}
-            for name, value in extra.items():
-                app.state[name] = value
             if state_lifespan is None:
                 yield
                 return
@@ -130,5 +127,5 @@ def create_http_app(
         # Logging is configured once per process by its entry point, not by litestar.
         logging_config=None,
     )
-    metrics = HttpMetrics(prefix="cqrs", app_name=process_name, excluded_prefixes=("/metrics", "/schema"))
+    metrics = HttpMetrics(app_name=process_name, excluded_prefixes=("/metrics", "/schema"))
     return RequestContextMiddleware(app, metrics)
