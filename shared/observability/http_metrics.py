@@ -20,29 +20,20 @@ UNMATCHED_ROUTE: Final = "unmatched"  # a path no route matched: one label value
 # A client may send any method token; labels take only these, so it cannot grow the series.
 METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 OTHER_METHOD: Final = "OTHER"
+
 _LABELS: Final = ("method", "path", "status_code", "app_name")
-# prometheus_client registers each metric once per process; every app of the process shares them.
-_shared: dict[str, Any] = {}
-
-
-def _metric(kind: type[Any], name: str, documentation: str, labels: tuple[str, ...]) -> Any:
-    if name not in _shared:
-        _shared[name] = kind(name, documentation, labelnames=labels)
-    return _shared[name]
+REQUESTS: Final = Counter("cqrs_requests_total", "Total requests", _LABELS)
+DURATION: Final = Histogram("cqrs_request_duration_seconds", "Request duration, in seconds", _LABELS)
+ERRORS: Final = Counter("cqrs_requests_error_total", "Total errors in requests", _LABELS)
+IN_PROGRESS: Final = Gauge("cqrs_requests_in_progress", "Requests being answered", ("method", "app_name"))
 
 
 class HttpMetrics:
-    def __init__(self, *, prefix: str, app_name: str, excluded_prefixes: tuple[str, ...] = ()) -> None:
+    """One app's view of the request metrics (its `app_name` label), with label children bound once."""
+
+    def __init__(self, *, app_name: str, excluded_prefixes: tuple[str, ...] = ()) -> None:
         self._app_name = app_name
         self._excluded = excluded_prefixes
-        self._count = _metric(Counter, f"{prefix}_requests_total", "Total requests", _LABELS)
-        self._time = _metric(
-            Histogram, f"{prefix}_request_duration_seconds", "Request duration, in seconds", _LABELS
-        )
-        self._errors = _metric(Counter, f"{prefix}_requests_error_total", "Total errors in requests", _LABELS)
-        self._in_flight = _metric(
-            Gauge, f"{prefix}_requests_in_progress", "Requests being answered", ("method", "app_name")
-        )
         self._finished: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
         self._running: dict[str, Any] = {}
 
@@ -54,7 +45,7 @@ class HttpMetrics:
         """The in-flight gauge of this method label, raised by one; lower it when the request ends."""
         gauge = self._running.get(method)
         if gauge is None:
-            gauge = self._in_flight.labels(method, self._app_name)
+            gauge = IN_PROGRESS.labels(method, self._app_name)
             self._running[method] = gauge
         gauge.inc()
         return gauge
@@ -68,8 +59,8 @@ class HttpMetrics:
         children = self._finished.get(key)
         if children is None:
             values = (method, route, status, self._app_name)
-            errors = self._errors.labels(*values) if status >= FIRST_ERROR_STATUS else None
-            children = (self._count.labels(*values), self._time.labels(*values), errors)
+            errors = ERRORS.labels(*values) if status >= FIRST_ERROR_STATUS else None
+            children = (REQUESTS.labels(*values), DURATION.labels(*values), errors)
             self._finished[key] = children
         count, duration, errors = children
         count.inc()
