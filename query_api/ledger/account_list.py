@@ -18,7 +18,9 @@ import msgspec
 
 from query_api.pagination import CursorSigner, bad_cursor
 
-_COLUMNS: Final = "account_id, owner_id, name, currency, balance, status, version, opened_at, updated_at"
+ACCOUNT_COLUMNS: Final = (
+    "account_id, owner_id, name, currency, balance, status, version, opened_at, updated_at"
+)
 # Per sortable column: the Python type its cursor value decodes to, and the SQL type
 # of the parameter (a row comparison does not infer it from the column).
 _CURSOR_TYPES: Final[dict[str, tuple[type, str]]] = {
@@ -111,7 +113,7 @@ def list_sql(query: AccountListQuery, after: tuple[object, UUID] | None) -> tupl
     limit = parameter(query.limit + 1, "int")
     # Column names come from the whitelist (AccountListQuery.column), values only as parameters.
     sql = (
-        f"SELECT {_COLUMNS} FROM read.accounts {where} "  # noqa: S608
+        f"SELECT {ACCOUNT_COLUMNS} FROM read.accounts {where} "  # noqa: S608
         f"ORDER BY {query.column} {direction}, account_id {direction} LIMIT {limit}"
     )
     return sql, arguments

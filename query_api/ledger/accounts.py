@@ -17,7 +17,7 @@ from litestar import Request, get
 from litestar.params import FromPath
 
 from query_api.answers import SMALL_ANSWER_OPT, JsonAnswer, cached_answer
-from query_api.ledger.account_list import AccountListQuery, list_sql
+from query_api.ledger.account_list import ACCOUNT_COLUMNS, AccountListQuery, list_sql
 from query_api.pagination import invalid, parse_limit, parse_sort, query_values
 from query_api.runtime import runtime_of
 from shared.auth.principal import LEDGER_READ, Principal
@@ -29,10 +29,7 @@ PROJECTION: Final = "accounts"
 # Shared by the ledger routes: msgspec encoders are built once and reused.
 JSON: Final = msgspec.json.Encoder()
 
-_ONE: Final = """
-SELECT account_id, owner_id, name, currency, balance, status, version, opened_at, updated_at
-  FROM read.accounts WHERE account_id = $1
-"""
+_ONE: Final = f"SELECT {ACCOUNT_COLUMNS} FROM read.accounts WHERE account_id = $1"  # noqa: S608 - constants
 _LIST_PARAMETERS: Final = frozenset({"status", "currency", "sort", "limit", "cursor", "owner_id"})
 # Public sort field -> column; the only names that ever reach the SQL text.
 SORTS: Final = {"opened_at": "opened_at", "name": "name", "balance": "balance", "updated_at": "updated_at"}
