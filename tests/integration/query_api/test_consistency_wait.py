@@ -16,6 +16,7 @@ from projectors import checkpoints
 from shared.consistency import encode_token
 from shared.projections.consistency_wait import ConsistencyWaiter
 from shared.projections.progress import ProgressListener
+from tests.integration.relay.helpers import wait_until
 
 ACCOUNT = uuid.UUID("01930000-0000-7000-8000-000000000001")
 USER = uuid.UUID("01930000-0000-7000-8000-000000000002")
@@ -25,7 +26,8 @@ USER = uuid.UUID("01930000-0000-7000-8000-000000000002")
 class Setup:
     pool: asyncpg.Pool
     waiter: ConsistencyWaiter
-    checks: list[float]
+    checks: list[float]  # when each check of the read model began
+    answered: list[float]  # when each check that has returned began
 
     async def project(self, version: int) -> None:
         """What a projector batch does: its versions and its checkpoint in one transaction."""
@@ -62,15 +64,19 @@ async def setup(database_url: str) -> AsyncIterator[Setup]:
     listener.start()
     waiter = ConsistencyWaiter(pool, listener, timeout_seconds=1.0, acquire_timeout_seconds=5)
     checks: list[float] = []
+    answered: list[float] = []
     original = waiter._behind
 
     async def counted(projection: str, streams: dict[uuid.UUID, int]) -> bool:
-        checks.append(time.monotonic())
-        return await original(projection, streams)
+        began = time.monotonic()
+        checks.append(began)
+        behind = await original(projection, streams)
+        answered.append(began)
+        return behind
 
     waiter._behind = counted  # type: ignore[method-assign]
     try:
-        yield Setup(pool, waiter, checks)
+        yield Setup(pool, waiter, checks, answered)
     finally:
         await listener.close()
         await pool.close()
@@ -80,6 +86,12 @@ async def test_a_wait_ends_at_the_commit_that_reflects_the_write(setup: Setup) -
     await setup.project(1)
     waiting = asyncio.create_task(setup.waiter.wait(encode_token({ACCOUNT: 3}), "accounts"))
     await setup.project(2)
+    committed = time.monotonic()
+
+    async def checked_since() -> bool:
+        return any(began > committed for began in setup.answered)
+
+    await wait_until(checked_since, 2.0, "the waiter looks again after the commit of version 2")
     assert not waiting.done()  # version 2 does not reflect a write that reached 3
     await setup.project(3)
     await asyncio.wait_for(waiting, 1.0)

@@ -42,6 +42,7 @@ async def test_read_your_writes_a_query_with_the_token_always_sees_the_write(
                 f"/v1/accounts/{account}/entries",
                 headers={**user.headers, "Consistency-Token": written["consistency_token"]},
             )
+            assert entries.status_code == 200, entries.text
             assert entries.json()["items"][0]["balance_after"] == expected
 
 
