@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import NamedTuple
 
+import asyncpg
 import httpx
 import pytest
 
-from tests.integration.command_api.conftest import CommandClient, command_client
+from tests.integration.command_api.conftest import (
+    CommandClient,
+    User,
+    command_client,
+    register,
+    register_admin,
+)
 from tests.integration.query_api.ledger_helpers import query_client
 
 
@@ -18,6 +26,32 @@ async def commands(service_environment: dict[str, str]) -> AsyncIterator[Command
 
 
 @pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the database, for rows written straight into a read model."""
+    connection = await asyncpg.connect(database_url, timeout=10)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
 async def queries(service_environment: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
     async with query_client(service_environment) as client:
         yield client
+
+
+class People(NamedTuple):
+    alice: User
+    bob: User
+    admin: User
+
+
+@pytest.fixture
+async def people(commands: CommandClient, service_environment: dict[str, str]) -> People:
+    """Two registered users and an admin, each logged in."""
+    return People(
+        await register(commands),
+        await register(commands),
+        await register_admin(commands, service_environment),
+    )

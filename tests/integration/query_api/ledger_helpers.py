@@ -33,6 +33,14 @@ async def projecting(environment: Mapping[str, str], *names: str) -> AsyncIterat
         yield
 
 
+async def project(
+    environment: Mapping[str, str], database_url: str, projection: str, streams: Mapping[str, int]
+) -> None:
+    """Run the relay and `projection` until it has applied each stream (id -> version)."""
+    async with projecting(environment, projection):
+        await projected(database_url, projection, streams)
+
+
 async def projected(database_url: str, projection: str, streams: Mapping[str, int]) -> None:
     """Wait until `projection` applied each stream (id -> version) up to that version."""
     table = f"read.{projection}_streams"

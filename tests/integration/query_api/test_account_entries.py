@@ -13,11 +13,11 @@ from tests.integration.command_api.conftest import (
     deposit,
     open_account,
     register,
-    register_admin,
     transfer,
     withdraw,
 )
-from tests.integration.query_api.ledger_helpers import field_errors, projected, projecting
+from tests.integration.query_api.conftest import People
+from tests.integration.query_api.ledger_helpers import field_errors, project
 
 ENTRY_FIELDS = {
     "entry_id",
@@ -45,11 +45,10 @@ async def test_entries_come_newest_first_with_the_balance_after_each(
     queries: httpx.AsyncClient,
     service_environment: dict[str, str],
     database_url: str,
+    people: People,
 ) -> None:
     """Deposits, withdrawals and transfers appear newest first; `kind` filters; pages follow cursors."""
-    alice = await register(commands)
-    bob = await register(commands)
-    admin = await register_admin(commands, service_environment)
+    alice, bob, admin = people
     account = await open_account(commands, alice.headers)
     other = await open_account(commands, bob.headers)
     await deposit(commands, alice.headers, account, 100, reference="salary")
@@ -57,8 +56,7 @@ async def test_entries_come_newest_first_with_the_balance_after_each(
     await deposit(commands, alice.headers, account, 50)
     sent = await transfer(commands, alice.headers, account, other, 20, reference="rent")
     assert sent.status_code == 201, sent.text
-    async with projecting(service_environment, "accounts"):
-        await projected(database_url, "accounts", {account: 5, other: 2})
+    await project(service_environment, database_url, "accounts", {account: 5, other: 2})
     url = f"/v1/accounts/{account}/entries"
 
     everything = await queries.get(url, headers=alice.headers)
@@ -110,8 +108,7 @@ async def test_walking_entries_page_by_page_sees_each_once(
     account = await open_account(commands, alice.headers)
     for amount in range(1, 8):
         await deposit(commands, alice.headers, account, amount)
-    async with projecting(service_environment, "accounts"):
-        await projected(database_url, "accounts", {account: 8})
+    await project(service_environment, database_url, "accounts", {account: 8})
 
     seen: list[int] = []
     cursor: str | None = None

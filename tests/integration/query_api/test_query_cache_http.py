@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
+from prometheus_client import REGISTRY
 
 from tests.integration.command_api.conftest import (
     CommandClient,
@@ -19,6 +20,14 @@ from tests.integration.query_api.ledger_helpers import (
     insert_accounts,
     projecting,
 )
+
+
+def _cache_hits() -> float:
+    """Answers the query cache served (in-process tier or Redis) in this process so far."""
+    return sum(
+        REGISTRY.get_sample_value("cqrs_query_cache_lookups_total", {"result": r}) or 0.0
+        for r in ("local_hit", "hit")
+    )
 
 
 async def test_read_your_writes_a_query_with_the_token_always_sees_the_write(
@@ -47,40 +56,35 @@ async def test_read_your_writes_a_query_with_the_token_always_sees_the_write(
 
 
 async def test_through_the_cache_a_user_never_receives_another_users_body(
-    commands: CommandClient, queries: httpx.AsyncClient, database_url: str
+    commands: CommandClient, queries: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:
     alice, bob = await register(commands), await register(commands)
     now = datetime.now(UTC)
-    connection = await asyncpg.connect(database_url, timeout=10)
-    try:
-        await insert_accounts(
-            connection,
-            [
-                account_row(alice.user_id, opened_at=now, name="alice's"),
-                account_row(bob.user_id, opened_at=now + timedelta(seconds=1), name="bob's"),
-            ],
-        )
-    finally:
-        await connection.close()
-    for _ in range(2):  # the second round is served from the cache
+    await insert_accounts(
+        db,
+        [
+            account_row(alice.user_id, opened_at=now, name="alice's"),
+            account_row(bob.user_id, opened_at=now + timedelta(seconds=1), name="bob's"),
+        ],
+    )
+    for round_ in range(2):
+        served_before = _cache_hits()
         mine = await queries.get("/v1/accounts", headers=alice.headers)
         theirs = await queries.get("/v1/accounts", headers=bob.headers)
         assert [a["name"] for a in mine.json()["items"]] == ["alice's"]
         assert [a["name"] for a in theirs.json()["items"]] == ["bob's"]
+        # The query API runs in this process: its cache counter says where the answers came from.
+        assert _cache_hits() - served_before == (2 if round_ else 0)
     alices_account = mine.json()["items"][0]["account_id"]
     assert (await queries.get(f"/v1/accounts/{alices_account}", headers=alice.headers)).status_code == 200
     assert (await queries.get(f"/v1/accounts/{alices_account}", headers=bob.headers)).status_code == 404
 
 
 async def test_an_etag_on_every_answer_and_304_for_if_none_match(
-    commands: CommandClient, queries: httpx.AsyncClient, database_url: str
+    commands: CommandClient, queries: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:
     user = await register(commands)
-    connection = await asyncpg.connect(database_url, timeout=10)
-    try:
-        await insert_accounts(connection, [account_row(user.user_id, opened_at=datetime.now(UTC))])
-    finally:
-        await connection.close()
+    await insert_accounts(db, [account_row(user.user_id, opened_at=datetime.now(UTC))])
     first = await queries.get("/v1/accounts", headers=user.headers)
     etag = first.headers["ETag"]
     again = await queries.get("/v1/accounts", headers={**user.headers, "If-None-Match": etag})
@@ -92,21 +96,13 @@ async def test_an_etag_on_every_answer_and_304_for_if_none_match(
 
 
 async def test_large_answers_are_compressed_as_negotiated(
-    commands: CommandClient, queries: httpx.AsyncClient, database_url: str
+    commands: CommandClient, queries: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:
     user = await register(commands)
     now = datetime.now(UTC)
-    connection = await asyncpg.connect(database_url, timeout=10)
-    try:
-        await insert_accounts(
-            connection,
-            [
-                account_row(user.user_id, opened_at=now + timedelta(seconds=i), name=f"a{i}")
-                for i in range(60)
-            ],
-        )
-    finally:
-        await connection.close()
+    await insert_accounts(
+        db, [account_row(user.user_id, opened_at=now + timedelta(seconds=i), name=f"a{i}") for i in range(60)]
+    )
     plain = await queries.get(
         "/v1/accounts?limit=60", headers={**user.headers, "Accept-Encoding": "identity"}
     )
