@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import NamedTuple
 
-import asyncpg
 import httpx
 import pytest
 
@@ -13,6 +12,7 @@ from tests.integration.command_api.conftest import (
     CommandClient,
     User,
     command_client,
+    db,  # noqa: F401 - a fixture this package's tests use too: a direct connection
     register,
     register_admin,
 )
@@ -23,16 +23,6 @@ from tests.integration.query_api.ledger_helpers import query_client
 async def commands(service_environment: dict[str, str]) -> AsyncIterator[CommandClient]:
     async with command_client(service_environment) as client:
         yield client
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """A connection to the database, for rows written straight into a read model."""
-    connection = await asyncpg.connect(database_url, timeout=10)
-    try:
-        yield connection
-    finally:
-        await connection.close()
 
 
 @pytest.fixture
