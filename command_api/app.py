@@ -27,11 +27,14 @@ from shared.auth.passwords import PasswordService
 from shared.auth.tokens import AccessTokenIssuer
 from shared.http.app_factory import create_http_app, token_verifier
 from shared.http.auth import Authenticator
+from shared.http.client_address import ClientAddresses
 from shared.http.request_context import RequestContextMiddleware
 from shared.infrastructure.api_key_store import ApiKeyStore
 from shared.infrastructure.event_store import PostgresEventStore
 from shared.infrastructure.resources import Resources
 from shared.observability.logging import configure_logging
+from shared.ratelimit.limiter import RateLimiter
+from shared.ratelimit.setup import open_rate_limiter, route_limits
 from shared.settings import load_settings
 
 PROCESS_NAME = "command-api"
@@ -67,15 +70,25 @@ def create_app(settings: CommandApiSettings) -> RequestContextMiddleware:
     )
     timeout = settings.database_connect_timeout_seconds
 
+    addresses = ClientAddresses(settings.trusted_proxies)
+
     @contextlib.asynccontextmanager
     async def runtime_of(resources: Resources) -> AsyncIterator[Mapping[str, Any]]:
+        async with open_rate_limiter(settings, name=PROCESS_NAME) as limiter:
+            yield _runtime(resources, limiter)
+
+    def _runtime(resources: Resources, limiter: RateLimiter | None) -> Mapping[str, Any]:
         executor = CommandExecutor(
             store=PostgresEventStore(resources.pool, acquire_timeout_seconds=timeout),
             registry=REGISTRY,
             max_attempts=settings.command_max_attempts,
             idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_seconds),
         )
-        authenticator = Authenticator(verifier, ApiKeyStore(resources.pool, acquire_timeout_seconds=timeout))
+        authenticator = Authenticator(
+            verifier,
+            ApiKeyStore(resources.pool, acquire_timeout_seconds=timeout),
+            route_limits(settings, limiter, "commands", addresses),
+        )
         commands = CommandRuntime(executor, authenticator, settings.require_idempotency_key)
         identity = IdentityRuntime(
             commands=commands,
@@ -97,8 +110,10 @@ def create_app(settings: CommandApiSettings) -> RequestContextMiddleware:
                 key_prefix=settings.redis_key_prefix,
             ),
             issuer=issuer,
+            addresses=addresses,
+            anonymous_limits=route_limits(settings, limiter, "auth", addresses),
         )
-        yield {"command_runtime": commands, "identity_runtime": identity}
+        return {"command_runtime": commands, "identity_runtime": identity}
 
     v1 = Router(
         path="/v1",

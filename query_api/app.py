@@ -24,6 +24,7 @@ from shared.cache.local import LocalAnswers
 from shared.cache.tracking import TagTracking
 from shared.http.app_factory import create_http_app, token_verifier
 from shared.http.auth import Authenticator
+from shared.http.client_address import ClientAddresses
 from shared.http.request_context import RequestContextMiddleware
 from shared.infrastructure.api_key_store import ApiKeyStore
 from shared.infrastructure.redis import create_redis
@@ -31,6 +32,8 @@ from shared.infrastructure.resources import Resources
 from shared.observability.logging import configure_logging
 from shared.projections.consistency_wait import ConsistencyWaiter
 from shared.projections.progress import ProgressListener
+from shared.ratelimit.limiter import RateLimiter
+from shared.ratelimit.setup import open_rate_limiter, route_limits
 from shared.settings import load_settings
 
 PROCESS_NAME = "query-api"
@@ -43,6 +46,14 @@ def create_app(settings: QueryApiSettings) -> RequestContextMiddleware:
 
     @contextlib.asynccontextmanager
     async def runtime_of(resources: Resources) -> AsyncIterator[Mapping[str, Any]]:
+        async with (
+            open_rate_limiter(settings, name=PROCESS_NAME) as limiter,
+            _runtime(resources, limiter) as state,
+        ):
+            yield state
+
+    @contextlib.asynccontextmanager
+    async def _runtime(resources: Resources, limiter: RateLimiter | None) -> AsyncIterator[Mapping[str, Any]]:
         # API keys are read where the query API reads: on a replica, a revocation
         # takes effect after the replication lag (milliseconds, usually).
         api_keys = ApiKeyStore(resources.pool, acquire_timeout_seconds=timeout)
@@ -61,8 +72,9 @@ def create_app(settings: QueryApiSettings) -> RequestContextMiddleware:
         # Progress notifications come from the primary, where the projectors commit.
         listener = ProgressListener(settings.database_url, connect_timeout_seconds=timeout)
         listener.start()
+        limits = route_limits(settings, limiter, "queries", ClientAddresses(settings.trusted_proxies))
         runtime = QueryRuntime(
-            authenticator=Authenticator(verifier, api_keys),
+            authenticator=Authenticator(verifier, api_keys, limits),
             pool=resources.pool,
             cache=AnswerCache(
                 cache_redis,

@@ -10,6 +10,9 @@ from tests.support.isolation import StreamNames  # noqa: E402 - after the rewrit
 
 pytest_plugins = ["tests.support.servers", "tests.support.isolation"]
 
+GENEROUS_TIERS = '{"tiers": {"free": {"quota": 1000000, "window_seconds": 60}}}'
+GENEROUS_ANONYMOUS = '{"anonymous": {"quota": 1000000, "window_seconds": 60}, "on_redis_failure": "closed"}'
+
 
 @pytest.fixture
 def service_environment(
@@ -28,6 +31,11 @@ def service_environment(
         "CQRS_PASSWORD_HASH_TIME_COST": "2",
         "CQRS_PASSWORD_HASH_MEMORY_KIB": "19456",
         "CQRS_PASSWORD_HASH_PARALLELISM": "1",
+        # Rate limits stay on, so every test runs through them, with quotas no test reaches
+        # by accident; the rate-limit tests set their own.
+        "CQRS_RATE_LIMIT_QUERIES": GENEROUS_TIERS,
+        "CQRS_RATE_LIMIT_COMMANDS": GENEROUS_TIERS,
+        "CQRS_RATE_LIMIT_AUTH": GENEROUS_ANONYMOUS,
     }
 
 

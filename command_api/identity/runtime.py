@@ -13,7 +13,9 @@ from command_api.identity.throttle import LoginThrottle
 from command_api.runtime import CommandRuntime
 from shared.auth.passwords import PasswordCheckBusy, PasswordService, Verification
 from shared.auth.tokens import AccessTokenIssuer
+from shared.http.client_address import ClientAddresses
 from shared.http.problems import problem
+from shared.ratelimit.admission import RouteLimits
 
 BUSY_RETRY_AFTER_SECONDS: Final = 1
 
@@ -26,6 +28,18 @@ class IdentityRuntime:
     sessions: RefreshSessions
     throttle: LoginThrottle
     issuer: AccessTokenIssuer
+    addresses: ClientAddresses
+    # Login, registration and refresh are anonymous: limited per client IP (None: no limits).
+    anonymous_limits: RouteLimits | None = None
+
+    async def admit_anonymous(self, request: Request[Any, Any, Any]) -> None:
+        """Count the request against its client address's rate limit: 429 past it."""
+        if self.anonymous_limits is not None:
+            await self.anonymous_limits.admit_anonymous(request)
+
+    def client_ip(self, request: Request[Any, Any, Any]) -> str:
+        """The client's address, through trusted proxies."""
+        return self.addresses.text_of(request.scope)
 
     async def hash_password(self, password: str) -> str:
         try:
@@ -64,11 +78,6 @@ class IdentityRuntime:
         if checked.ok:
             await self.throttle.record_success(throttle_key, ip)
         return checked
-
-
-def client_ip(request: Request[Any, Any, Any]) -> str:
-    """The peer's address. (Trusting X-Forwarded-For from known proxies comes with the rate limits.)"""
-    return request.client.host if request.client else "unknown"
 
 
 def _busy() -> Exception:

@@ -19,7 +19,9 @@ from litestar.types import ControllerRouterHandler
 
 from shared.auth.keys import KeySet
 from shared.auth.tokens import AccessTokenVerifier
+from shared.http.client_address import ClientAddresses
 from shared.http.health import health_router
+from shared.http.ip_filter import IpFilter
 from shared.http.jwks import jwks_route
 from shared.http.problems import (
     DEPENDENCY_ERRORS,
@@ -62,6 +64,7 @@ def create_http_app(
 
     The wrapping is outside litestar on purpose: litestar runs middleware only
     for matched routes, and a 404 or 405 must still get a request id and a log line.
+    The IP allow and deny lists, when set, are checked next, before litestar sees the request.
     `state_lifespan` builds the app's own state from the shared resources, and closes
     what it opened (tasks, connections) at shutdown.
     """
@@ -128,4 +131,9 @@ def create_http_app(
         logging_config=None,
     )
     metrics = HttpMetrics(app_name=process_name, excluded_prefixes=("/metrics", "/schema"))
-    return RequestContextMiddleware(app, metrics)
+    if not (settings.ip_allow or settings.ip_deny):
+        return RequestContextMiddleware(app, metrics)
+    addresses = ClientAddresses(settings.trusted_proxies)
+    return RequestContextMiddleware(
+        IpFilter(app, addresses, allow=settings.ip_allow, deny=settings.ip_deny), metrics
+    )

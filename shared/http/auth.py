@@ -28,20 +28,41 @@ class ApiKeyFinder(Protocol):
     async def find(self, lookup_prefix: str) -> StoredApiKey | None: ...
 
 
+class PrincipalLimits(Protocol):
+    async def admit_principal(self, request: Request[Any, Any, Any], principal: Principal) -> None: ...
+
+
 def _unauthorized(detail: str, error: str | None = None) -> NotAuthorizedException:
     challenge = REALM if error is None else f'{REALM}, error="{error}"'
     return NotAuthorizedException(detail=detail, headers={"WWW-Authenticate": challenge})
 
 
 class Authenticator:
-    def __init__(self, verifier: AccessTokenVerifier, api_keys: ApiKeyFinder | None = None) -> None:
+    """Finds the principal, then counts the request against its rate limit (when `limits` is set)."""
+
+    def __init__(
+        self,
+        verifier: AccessTokenVerifier,
+        api_keys: ApiKeyFinder | None = None,
+        limits: PrincipalLimits | None = None,
+    ) -> None:
         self._verifier = verifier
         self._api_keys = api_keys
+        self._limits = limits
 
     async def authenticate(
         self, request: Request[Any, Any, Any], *, scope: str | None = None, sessions_only: bool = False
     ) -> Principal:
-        """The request's principal; 401 without valid credentials, 403 when they may not do this."""
+        """The request's principal; 401 without valid credentials, 403 when they may not do this,
+        429 past its rate limit."""
+        principal = await self._principal(request, scope=scope, sessions_only=sessions_only)
+        if self._limits is not None:
+            await self._limits.admit_principal(request, principal)
+        return principal
+
+    async def _principal(
+        self, request: Request[Any, Any, Any], *, scope: str | None, sessions_only: bool
+    ) -> Principal:
         header = request.headers.get("authorization")
         if header:
             return self.bearer(header)

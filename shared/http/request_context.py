@@ -21,6 +21,9 @@ from shared.observability.http_metrics import HttpMetrics
 
 REQUEST_ID_HEADER: Final = b"x-request-id"
 CORRELATION_ID_HEADER: Final = b"x-correlation-id"
+# Where a route puts headers for whatever answer its request gets, errors included
+# (the rate limits' headers): a list of (name, value) byte pairs in the scope's state.
+RESPONSE_HEADERS: Final = "response_headers"
 # An id a client sends is echoed, so it must be harmless in a header and a log line.
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -68,6 +71,7 @@ class RequestContextMiddleware:
                 status = message["status"]
                 message["headers"] = [
                     *message.get("headers", ()),
+                    *state.get(RESPONSE_HEADERS, ()),
                     (REQUEST_ID_HEADER, request_id.encode("ascii")),
                 ]
             elif message["type"] == "http.response.body":

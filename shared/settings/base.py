@@ -11,6 +11,13 @@ from typing import Annotated, Literal
 import msgspec
 
 from shared.auth.keys import InvalidKeyConfiguration, KeySet, load_key_set
+from shared.http.client_address import parse_networks
+from shared.ratelimit.policies import (
+    DEFAULT_AUTH_LIMITS,
+    DEFAULT_COMMAND_LIMITS,
+    DEFAULT_QUERY_LIMITS,
+    RouteClassLimits,
+)
 from shared.settings.dev_keys import DEV_JWT_PRIVATE_KEY
 from shared.settings.loader import env_var_name
 from shared.settings.secret import Secret
@@ -111,6 +118,27 @@ class HttpApiSettings(CommonSettings, frozen=True, kw_only=True):
     jwt_audience: str = "cqrs-api"
     jwt_leeway_seconds: Annotated[int, msgspec.Meta(ge=0, le=30)] = 10
 
+    # Rate limits (docs/operations.md): per route class, a JSON object of policies per tier
+    # (and `anonymous`, per IP) and the fail mode while Redis is unavailable.
+    rate_limits_enabled: bool = True
+    rate_limit_queries: RouteClassLimits = DEFAULT_QUERY_LIMITS
+    rate_limit_commands: RouteClassLimits = DEFAULT_COMMAND_LIMITS
+    rate_limit_auth: RouteClassLimits = DEFAULT_AUTH_LIMITS
+    # Tokens a process takes from Redis at once and spends on its own (1: a round trip
+    # per request), and how long it may hold them; see shared/ratelimit/limiter.py.
+    rate_limit_lease_max: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 16
+    rate_limit_lease_seconds: Seconds = 1.0
+    rate_limit_timeout_seconds: Seconds = 0.25
+    rate_limit_breaker_failures: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 5
+    rate_limit_breaker_reset_seconds: Annotated[int, msgspec.Meta(ge=1, le=300)] = 5
+    # A client refused this many times its quota within one window is blocked (0: never).
+    rate_limit_abuse_factor: Annotated[float, msgspec.Meta(ge=0, le=1_000)] = 4.0
+    rate_limit_abuse_block_seconds: Annotated[float, msgspec.Meta(gt=0, le=86_400)] = 300.0
+    # Proxies whose X-Forwarded-For is believed (CIDR), and the client networks let in or kept out.
+    trusted_proxies: tuple[str, ...] = ()
+    ip_allow: tuple[str, ...] = ()
+    ip_deny: tuple[str, ...] = ()
+
     @property
     def signing_key(self) -> Secret | None:
         """The configured key; the development key where dev or test was declared and no key is set."""
@@ -132,6 +160,13 @@ class HttpApiSettings(CommonSettings, frozen=True, kw_only=True):
                 f"{env_var_name('jwt_private_key')} or {env_var_name('jwt_public_keys')} is required unless "
                 f"{env_var_name('profile')} is dev or test (which use the development key)"
             )
+        for field_name in ("trusted_proxies", "ip_allow", "ip_deny"):
+            try:
+                parse_networks(getattr(self, field_name))
+            except ValueError as error:
+                raise ValueError(f"{env_var_name(field_name)}: {error}") from None
+        if self.rate_limit_auth.anonymous is None and self.rate_limits_enabled:
+            raise ValueError(f"{env_var_name('rate_limit_auth')} needs an 'anonymous' policy (per client IP)")
         try:
             self.key_set  # noqa: B018 - parsed here so that a bad key fails at start, naming its variable
         except InvalidKeyConfiguration as error:

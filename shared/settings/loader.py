@@ -66,6 +66,12 @@ def _convert(var: str, raw: str, field_type: Any) -> Any:
     value: Any = raw
     if _is_sequence_type(field_type):
         value = [item.strip() for item in raw.split(",") if item.strip()]
+    elif _is_struct_type(field_type):
+        # Structured settings (the rate-limit policies) are JSON objects.
+        try:
+            value = msgspec.json.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise SettingsError(f"{var}: not valid JSON: {exc}") from exc
     try:
         return msgspec.convert(value, field_type, strict=False, dec_hook=_decode_custom)
     except msgspec.ValidationError as exc:
@@ -77,6 +83,10 @@ def _is_sequence_type(field_type: Any) -> bool:
     if origin is typing.Annotated:
         return _is_sequence_type(typing.get_args(field_type)[0])
     return origin in (tuple, list, frozenset)
+
+
+def _is_struct_type(field_type: Any) -> bool:
+    return isinstance(field_type, type) and issubclass(field_type, msgspec.Struct)
 
 
 def _decode_custom(target: type, value: Any) -> Any:

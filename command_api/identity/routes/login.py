@@ -13,7 +13,7 @@ from command_api.http_commands import read_command
 from command_api.identity.answers import TokenPair
 from command_api.identity.bodies import LoginBody
 from command_api.identity.credentials import LoginRecord
-from command_api.identity.runtime import IdentityRuntime, client_ip
+from command_api.identity.runtime import IdentityRuntime
 from contexts.identity.decider import User
 from contexts.identity.emails import normalise_email
 from shared.auth.passwords import PasswordCheckBusy
@@ -29,12 +29,15 @@ NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 async def login(
     request: Request[Any, Any, Any], identity: NamedDependency[IdentityRuntime]
 ) -> Response[bytes]:
+    await identity.admit_anonymous(request)
     body, _ = await read_command(request, _decoder)
     email_key = normalise_email(body.email)
     record = await identity.credentials.find_login(email_key)
     # An unknown email is checked against a dummy hash: the same work, the same answer.
     stored_hash = record.password_hash if record else None
-    checked = await identity.throttled_verify(email_key, client_ip(request), stored_hash, body.password)
+    checked = await identity.throttled_verify(
+        email_key, identity.client_ip(request), stored_hash, body.password
+    )
     if record is None or not checked.ok:
         raise NotAuthorizedException(
             detail="The email or password is wrong.", headers={"WWW-Authenticate": REALM}

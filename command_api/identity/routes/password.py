@@ -12,7 +12,7 @@ from litestar.exceptions import NotAuthorizedException
 from command_api.http_commands import read_command
 from command_api.identity.bodies import ChangePasswordBody
 from command_api.identity.password_rule import refuse_weak_password
-from command_api.identity.runtime import IdentityRuntime, client_ip
+from command_api.identity.runtime import IdentityRuntime
 from shared.http.auth import REALM
 
 _decoder = msgspec.json.Decoder(ChangePasswordBody)
@@ -28,7 +28,9 @@ async def change_password(
     # throttled like logins, on a count of the user's own.
     stored = await identity.credentials.password_hash_of(principal.user_id)
     throttle_key = f"password-change:{principal.user_id}"
-    checked = await identity.throttled_verify(throttle_key, client_ip(request), stored, body.current_password)
+    checked = await identity.throttled_verify(
+        throttle_key, identity.client_ip(request), stored, body.current_password
+    )
     if not checked.ok:
         raise NotAuthorizedException(
             detail="The current password is wrong.", headers={"WWW-Authenticate": REALM}

@@ -23,6 +23,7 @@ _decoder = msgspec.json.Decoder(RefreshBody)
 async def refresh(
     request: Request[Any, Any, Any], identity: NamedDependency[IdentityRuntime]
 ) -> Response[bytes]:
+    await identity.admit_anonymous(request)
     body, _ = await read_command(request, _decoder)
     try:
         renewal = await identity.sessions.rotate(body.refresh_token)
@@ -38,6 +39,7 @@ async def refresh(
 async def logout(
     request: Request[Any, Any, Any], identity: NamedDependency[IdentityRuntime]
 ) -> Response[None]:
+    await identity.admit_anonymous(request)
     body, _ = await read_command(request, _decoder)
     await identity.sessions.end(body.refresh_token)
     return Response(None, status_code=204)

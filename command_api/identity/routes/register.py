@@ -23,6 +23,7 @@ _json = msgspec.json.Encoder()
 async def register(
     request: Request[Any, Any, Any], identity: NamedDependency[IdentityRuntime]
 ) -> Response[bytes]:
+    await identity.admit_anonymous(request)
     body, _ = await read_command(request, _decoder)
     refuse_weak_password(body.password, field="password", user_inputs=(body.email, body.display_name))
     password_hash = await identity.hash_password(body.password)
