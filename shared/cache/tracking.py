@@ -35,6 +35,7 @@ import hiredis
 import structlog
 from redis.asyncio import Redis
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 from redis.retry import Retry
 
 _log = structlog.get_logger("cache.tracking")
@@ -145,7 +146,8 @@ class TagTracking:
         while not self._stop.is_set():
             try:
                 await self._track()
-            except (OSError, TimeoutError, ConnectionError, hiredis.HiredisError, _TrackingLost) as error:
+            # redis-py's own errors too: one escaping here would end tracking for good.
+            except (OSError, TimeoutError, RedisError, hiredis.HiredisError, _TrackingLost) as error:
                 _log.warning("cache tag tracking interrupted; local answers off", error=repr(error))
             self._teardown()
             with contextlib.suppress(TimeoutError):
