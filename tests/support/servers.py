@@ -61,3 +61,15 @@ def redis_url(embedded_root: Path) -> Iterator[str]:
         return
     for server in _run_embedded(EmbeddedRedis(embedded_root / "redis", free_port())):
         yield server.url
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """A Redis of the test's own, which it may stop and start again."""
+    server = EmbeddedRedis(tmp_path / "redis", free_port())
+    server.start()
+    server.wait_ready(30)
+    try:
+        yield server
+    finally:
+        server.stop()

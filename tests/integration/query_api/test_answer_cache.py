@@ -6,9 +6,8 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -165,17 +164,6 @@ async def test_answers_bypass_an_unreachable_redis_and_the_breaker_stops_asking(
         assert circuit.opened
     finally:
         await redis.aclose()
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path / "redis", free_port())
-    server.start()
-    server.wait_ready(30)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.parametrize("with_local", [False, True], ids=["redis", "redis+local"])
