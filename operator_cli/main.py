@@ -6,6 +6,7 @@ import click
 
 from operator_cli.database import migrate
 from operator_cli.dev import dev
+from operator_cli.limits import limits
 from operator_cli.projections import dlq, projections, projector
 from operator_cli.relay import events, relay
 from operator_cli.seed import seed_command
@@ -35,6 +36,7 @@ for command in (
     dlq,
     events,
     users,
+    limits,
     seed_command,
 ):
     cli.add_command(command)

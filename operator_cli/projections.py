@@ -13,6 +13,7 @@ import nats.errors
 
 from contexts.catalogue import REGISTRY
 from operator_cli.settings_option import settings_or_exit
+from operator_cli.tables import echo_table
 from projectors import dead_letters
 from projectors.applier import BatchApplier
 from projectors.catalogue import PROJECTIONS, UnknownProjection, projection_class
@@ -128,11 +129,7 @@ def status() -> None:
         )
         for s in rows
     ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
-    for row in table:
-        click.echo(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1]
-        )
+    echo_table(table)
     if not rows:
         click.echo("no projection has run yet (start `cqrs projector run`)")
 
