@@ -709,6 +709,9 @@ def service_environment(urls: StackUrls, pool_size: int | None, server: str = "g
         "CQRS_DATABASE_URL": urls.database_url,
         "CQRS_NATS_URLS": urls.nats_url,
         "CQRS_REDIS_URL": urls.redis_url,
+        # Each benchmark measures its own subject with a few principals sending as fast as they
+        # can, which any real quota refuses; bench/ratelimits.py measures what the limits cost.
+        "CQRS_RATE_LIMITS_ENABLED": "false",
     }
 
 

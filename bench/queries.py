@@ -219,11 +219,21 @@ def bare_server(servers: Servers, answer: Path, workers: int) -> Iterator[Server
 
 
 @contextlib.contextmanager
-def query_api(servers: Servers, key_prefix: str, workers: int) -> Iterator[Server]:
+def query_api(
+    servers: Servers,
+    key_prefix: str,
+    workers: int,
+    extra_env: dict[str, str] | None = None,
+    name: str = "query-api",
+) -> Iterator[Server]:
     """`cqrs query-api --workers W` with the bench's Redis key prefix, as the operator starts it."""
     port = free_port()
-    log = servers.data_dir / "query-api.log"
-    env = {**service_environment(servers.urls, None), "CQRS_REDIS_KEY_PREFIX": key_prefix}
+    log = servers.data_dir / f"{name}.log"
+    env = {
+        **service_environment(servers.urls, None),
+        "CQRS_REDIS_KEY_PREFIX": key_prefix,
+        **(extra_env or {}),
+    }
     process = service(["query-api", "--port", str(port), "--workers", str(workers)], env, log)
     try:
         wait_ready(port, process)
@@ -245,6 +255,8 @@ class LoadSpec(msgspec.Struct, frozen=True):
     seconds: float
     warmup: float
     seed: int
+    # Several principals: account j is owned by, and asked for with, token j % len(tokens).
+    tokens: list[str] = []
 
 
 def zipf_cumulative(count: int, s: float) -> list[float]:
@@ -255,12 +267,13 @@ def zipf_cumulative(count: int, s: float) -> list[float]:
 def get_heads(spec: LoadSpec) -> list[bytes]:
     """Each account's whole request: a GET has no body, so the bytes are fixed."""
     extra = f"Consistency-Token: {spec.consistency_token}\r\n" if spec.consistency_token else ""
+    tokens = spec.tokens or [spec.token]
     return [
         (
             f"GET /v1/accounts/{account} HTTP/1.1\r\nHost: {LOOPBACK}:{spec.port}\r\n"
-            f"Authorization: Bearer {spec.token}\r\n{extra}\r\n"
+            f"Authorization: Bearer {tokens[j % len(tokens)]}\r\n{extra}\r\n"
         ).encode("ascii")
-        for account in spec.accounts
+        for j, account in enumerate(spec.accounts)
     ]
 
 
@@ -542,6 +555,7 @@ class Target:
     token: str
     accounts: list[str]
     consistency_token: str | None = None
+    tokens: tuple[str, ...] = ()  # several principals (see LoadSpec.tokens)
 
 
 @dataclass(frozen=True, slots=True)
@@ -569,7 +583,7 @@ def load_segment(servers: Servers, target: Target, load: Load, probe: float | No
     spec_path = servers.data_dir / f"queries-spec-{uuid.uuid4().hex[:8]}.json"
     spec = LoadSpec(
         target.server.port, target.token, target.accounts, load.zipf_s, target.consistency_token,
-        load.connections, load.seconds, load.warmup, random.randrange(1 << 20),
+        load.connections, load.seconds, load.warmup, random.randrange(1 << 20), list(target.tokens),
     )  # fmt: skip
     spec_path.write_bytes(msgspec.json.encode(spec))
     redis_pid = listener_pid(servers.urls.redis_url)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 from uuid import UUID
 
@@ -25,10 +25,13 @@ class Principal:
     def is_admin(self) -> bool:
         return ADMIN_ROLE in self.roles
 
-    @property
-    def scope_key(self) -> str:
-        """What idempotency keys, rate limits and caches are scoped by."""
-        return f"user:{self.user_id}" if self.api_key_id is None else f"key:{self.api_key_id}"
+    # What idempotency keys, rate limits and caches are scoped by; computed once, since a
+    # verified token's principal is kept and every request of it asks (a UUID's str costs).
+    scope_key: str = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        key = f"user:{self.user_id}" if self.api_key_id is None else f"key:{self.api_key_id}"
+        object.__setattr__(self, "scope_key", key)
 
     def allows(self, scope: str) -> bool:
         return self.scopes is None or scope in self.scopes

@@ -2,15 +2,18 @@
 
 Two things keep Redis off the hot path:
 
-- Leases. A call takes a few tokens at once (up to `lease_max`, fewer as the
-  bucket runs low; see buckets.py) and the process spends the spare ones on
+- Leases. A call takes a few tokens at once (as many as the subject used
+  of its last lease, doubling while it uses them up, at most `lease_max`, and
+  fewer as the bucket runs low; see buckets.py) and the process spends the spare ones on
   the subject's next requests. A lease lapses after `lease_seconds`; what is
-  left of it goes back to Redis with the next call. Bound: while Redis still
-  has tokens, a subject may be refused by one process while another holds
-  spare tokens of it, and within any interval it may get up to `lease_max`
-  more than its policy per process (tokens taken before the interval and
-  spent in it). Near the limit leases shrink to one token, so the count at the
-  limit is exact.
+  left of it goes back to Redis with the next call. Bound: every token is
+  taken from the bucket in Redis before it is spent, and spent at most
+  `lease_seconds` later, so within any interval a subject gets at most
+  `rate * lease_seconds` more than its policy allows (the refill of the
+  time a token may be held), however many processes there are. And while
+  Redis still has tokens, one process may refuse a subject while another
+  holds spare tokens of it. Near the limit leases shrink to one token, so the
+  count at the limit is exact.
 - One call at a time per subject and process: requests that arrive while
   one is on its way wait for its lease instead of each leasing tokens.
 - Remembered refusals. A refused subject is refused locally until Redis said
@@ -30,14 +33,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
 import structlog
 from circuitbreaker import CircuitBreaker, CircuitBreakerError
-from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from shared.ratelimit.buckets import BucketAnswer, RedisBuckets
+from shared.ratelimit.decisions import DECIDED
 from shared.ratelimit.local_buckets import LocalBuckets
 from shared.ratelimit.policies import FailMode, Policy, RouteClass
 
@@ -46,17 +49,9 @@ Outcome = Literal["allowed", "refused", "blocked", "unavailable"]
 _REDIS_TROUBLE: Final = (RedisError, OSError, TimeoutError, CircuitBreakerError)
 _log = structlog.get_logger("ratelimit")
 
-DECISIONS: Final = Counter(
-    "cqrs_rate_limit_decisions_total",
-    "Rate-limit decisions by route class and outcome; `source` says who decided: "
-    "redis, lease (this process's leased tokens), remembered (a refusal still running), "
-    "or the fail mode while Redis was unavailable (local, closed, open).",
-    ["route_class", "outcome", "source"],
-)
 
-
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
+    # A tuple, not a dataclass: one is built per request, and a tuple is built in C.
     outcome: Outcome
     remaining: int
     reset_seconds: float
@@ -73,6 +68,7 @@ class _Subject:
 
     spare: int = 0
     lease_until: float = 0.0
+    leased: int = 0  # the size of the last lease
     remaining: int = 0  # in Redis, at the last answer
     reset_at: float = 0.0
     refused_until: float = 0.0
@@ -87,7 +83,7 @@ class RateLimiter:
         buckets: RedisBuckets,
         breaker: CircuitBreaker,
         *,
-        lease_max: int = 16,
+        lease_max: int = 256,
         lease_seconds: float = 1.0,
         max_subjects: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
@@ -102,31 +98,32 @@ class RateLimiter:
         self._max_subjects = max_subjects
         self._clock = clock
 
+    def check_now(self, subject: str, route_class: RouteClass) -> Decision | None:
+        """The decision this process makes alone, with no await: a leased token spent or a
+        refusal still running; None when Redis must be asked (`check`)."""
+        known = self._subjects.get((subject, route_class))
+        return None if known is None else self._local_decision(route_class, known, self._clock())
+
     async def check(
         self, subject: str, route_class: RouteClass, policy: Policy, fail_mode: FailMode
     ) -> Decision:
         """Count one request of `subject` against `policy`."""
         known = self._known((subject, route_class))
-        while True:
-            now = self._clock()
-            if now < known.refused_until:
-                known.refused += 1
-                return self._refusal(route_class, known, now, "remembered")
-            if known.spare > 0 and now < known.lease_until:
-                known.spare -= 1
-                DECISIONS.labels(route_class, "allowed", "lease").inc()
-                return Decision("allowed", known.remaining + known.spare, known.reset_at - now)
+        while (decision := self._local_decision(route_class, known, self._clock())) is None:
             if known.asking is None:
                 break
             # A call for this subject is on its way: share its lease (or its refusal) rather than
             # ask too; concurrent calls would each lease tokens that the others' requests never use.
             await asyncio.shield(known.asking)
+        if decision is not None:
+            return decision
         asking = known.asking = asyncio.get_running_loop().create_future()
+        want = self._next_lease(known, self._clock())
         giveback, known.spare = known.spare, 0
         refused, known.refused = known.refused, 0
         try:
             answer = await self._take(
-                subject, route_class, policy, want=self._lease_max, giveback=giveback, refused=refused
+                subject, route_class, policy, want=want, giveback=giveback, refused=refused
             )
         except _REDIS_TROUBLE as error:
             if not isinstance(error, CircuitBreakerError):
@@ -145,38 +142,60 @@ class RateLimiter:
                 self._subjects.popitem(last=False)
         return known
 
+    def _next_lease(self, known: _Subject, now: float) -> int:
+        """As many tokens as the subject used of its last lease while it lasted: twice the last
+        lease when it ran out early, what was spent when it lapsed. A busy subject soon leases
+        `lease_max` at a time; a quiet one leases what it uses, and strands no tokens."""
+        if now < known.lease_until:  # spent before it lapsed
+            return min(self._lease_max, 2 * known.leased)
+        return max(1, known.leased - known.spare)
+
+    def _local_decision(self, route_class: RouteClass, known: _Subject, now: float) -> Decision | None:
+        if now < known.refused_until:
+            known.refused += 1
+            return self._refusal(route_class, known, now, "remembered")
+        if known.spare > 0 and now < known.lease_until:
+            known.spare -= 1
+            self._count(route_class, "allowed", "lease")
+            return Decision("allowed", known.remaining + known.spare, known.reset_at - now)
+        return None
+
+    @staticmethod
+    def _count(route_class: RouteClass, outcome: Outcome, source: str) -> None:
+        DECIDED[route_class, outcome, source] += 1
+
     def _settle(self, route_class: RouteClass, known: _Subject, answer: BucketAnswer, now: float) -> Decision:
         known.remaining = answer.remaining
         known.reset_at = now + answer.reset_seconds
         if answer.granted > 0:
+            known.leased = answer.granted
             known.spare += answer.granted - 1
             known.lease_until = now + self._lease_seconds
             known.refused_until = 0.0
-            DECISIONS.labels(route_class, "allowed", "redis").inc()
+            self._count(route_class, "allowed", "redis")
             return Decision("allowed", answer.remaining + known.spare, answer.reset_seconds)
         known.blocked = answer.blocked_seconds > 0
         known.refused_until = now + max(answer.wait_seconds, answer.blocked_seconds)
         known.refused += 1
         return self._refusal(route_class, known, now, "redis")
 
-    @staticmethod
-    def _refusal(route_class: RouteClass, known: _Subject, now: float, source: str) -> Decision:
+    def _refusal(self, route_class: RouteClass, known: _Subject, now: float, source: str) -> Decision:
         outcome: Outcome = "blocked" if known.blocked else "refused"
-        DECISIONS.labels(route_class, outcome, source).inc()
+        self._count(route_class, outcome, source)
         return Decision(outcome, 0, known.reset_at - now, known.refused_until - now)
 
     def _degraded(
         self, subject: str, route_class: RouteClass, policy: Policy, fail_mode: FailMode
     ) -> Decision:
         if fail_mode == "open":
-            DECISIONS.labels(route_class, "allowed", "open").inc()
+            self._count(route_class, "allowed", "open")
             return Decision("allowed", policy.quota, 0.0)
         if fail_mode == "closed":
-            DECISIONS.labels(route_class, "unavailable", "closed").inc()
+            self._count(route_class, "unavailable", "closed")
             return Decision("unavailable", 0, 0.0, max(1.0, self._breaker_seconds_left()))
         answer = self._local.take(subject, route_class, policy)
         outcome: Outcome = "allowed" if answer.granted else "refused"
-        DECISIONS.labels(route_class, outcome, "local").inc()
+        self._count(route_class, outcome, "local")
         return Decision(outcome, answer.remaining, answer.reset_seconds, answer.wait_seconds)
 
     def _breaker_seconds_left(self) -> float:

@@ -126,7 +126,7 @@ class HttpApiSettings(CommonSettings, frozen=True, kw_only=True):
     rate_limit_auth: RouteClassLimits = DEFAULT_AUTH_LIMITS
     # Tokens a process takes from Redis at once and spends on its own (1: a round trip
     # per request), and how long it may hold them; see shared/ratelimit/limiter.py.
-    rate_limit_lease_max: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 16
+    rate_limit_lease_max: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 256
     rate_limit_lease_seconds: Seconds = 1.0
     rate_limit_timeout_seconds: Seconds = 0.25
     rate_limit_breaker_failures: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 5

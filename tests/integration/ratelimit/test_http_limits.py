@@ -47,6 +47,7 @@ async def test_every_answer_of_a_limited_route_carries_the_headers_and_the_quota
     async with query_client(environment) as client:
         answers = [await client.get(some_account(), headers=headers) for _ in range(4)]
         unlimited = await client.get("/health/live")
+        metrics = (await client.get("/metrics")).text
     assert [answer.status_code for answer in answers] == [404, 404, 404, 429]
     assert [answer.headers["ratelimit"] for answer in answers[:3]] == [
         '"free";r=2;t=20',
@@ -57,6 +58,9 @@ async def test_every_answer_of_a_limited_route_carries_the_headers_and_the_quota
     assert_refused(answers[3], '"free";q=3;w=60')
     assert answers[3].headers["retry-after"] == "20"  # a token every 20 s
     assert "ratelimit" not in unlimited.headers
+    # Operators see the decisions: the refusal above is among them.
+    refusals = 'cqrs_rate_limit_decisions_total{outcome="refused",route_class="queries",source="redis"}'
+    assert refusals in metrics
 
 
 async def test_a_pro_principal_gets_its_own_quota(service_environment: dict[str, str]) -> None:

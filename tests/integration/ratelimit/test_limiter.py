@@ -15,7 +15,8 @@ from redis.exceptions import RedisError
 
 from shared.infrastructure.redis import create_redis
 from shared.ratelimit.buckets import Abuse, RedisBuckets
-from shared.ratelimit.limiter import DECISIONS, RateLimiter
+from shared.ratelimit.decisions import DECIDED
+from shared.ratelimit.limiter import RateLimiter
 from shared.ratelimit.policies import FailMode, Policy
 
 NO_BLOCKS = Abuse(factor=0, block_seconds=1)
@@ -60,8 +61,7 @@ async def limiter_on(
 
 
 def decided(source: str, outcome: str = "allowed") -> float:
-    value = DECISIONS.labels("queries", outcome, source)._value.get()
-    return float(value)
+    return float(DECIDED["queries", outcome, source])
 
 
 async def test_two_processes_under_twice_the_capacity_let_exactly_the_capacity_through(
@@ -112,15 +112,38 @@ async def test_a_lapsed_lease_gives_its_spare_tokens_back(redis_url: str, redis_
     policy = Policy(quota=100, window_seconds=3600)
     clock = Clock()
     async with limiter_on(redis_url, redis_key_prefix, lease_max=16, clock=clock) as limiter:
-        await limiter.check("user:a", "queries", policy, "closed")
+        for _ in range(4):
+            await limiter.check("user:a", "queries", policy, "closed")
         leased = await limiter.peek("user:a", "queries", policy)
         clock.now += 5  # past the lease
         await limiter.check("user:a", "queries", policy, "closed")
         again = await limiter.peek("user:a", "queries", policy)
-    # The first call leased 16 (one spent, 15 spare); the second gave the 15 back and
-    # leased 16 again: two tokens spent in all, 16 held by the process.
-    assert leased.remaining == 100 - 16
-    assert again.remaining == 100 - 2 - 15 + 1 - 1
+    # Leases of 1, 2 and 4 (each used up before it lapsed, so the next one doubled): 4 tokens
+    # spent, 3 spare. After the lapse the 3 came back, and the next lease was the 1 used.
+    assert leased.remaining == 100 - 1 - 2 - 4
+    assert again.remaining == 100 - 5
+
+
+async def test_leases_grow_while_used_up_and_shrink_to_what_was_used(
+    redis_url: str, redis_key_prefix: str
+) -> None:
+    policy = Policy(quota=1_000, window_seconds=86_400)  # refills a token in 86 s: none meanwhile
+    clock = Clock()
+    async with limiter_on(redis_url, redis_key_prefix, lease_max=16, clock=clock) as limiter:
+        levels = []
+        for _ in range(1 + 2 + 4 + 8 + 16 + 16):
+            await limiter.check("user:a", "queries", policy, "closed")
+            levels.append(1_000 - (await limiter.peek("user:a", "queries", policy)).remaining)
+        # Tokens taken from Redis: leases of 1, 2, 4, 8, 16, then the cap of 16.
+        assert sorted(set(levels)) == [1, 3, 7, 15, 31, 47]
+        for _ in range(3):  # a quiet spell: 3 requests, then the lease lapses
+            await limiter.check("user:a", "queries", policy, "closed")
+        clock.now += 5
+        taken = 1_000 - (await limiter.peek("user:a", "queries", policy)).remaining
+        await limiter.check("user:a", "queries", policy, "closed")
+        after = 1_000 - (await limiter.peek("user:a", "queries", policy)).remaining
+    # The 13 spare came back, and the new lease was the 3 used of the last one.
+    assert after == taken - 13 + 3
 
 
 async def test_gcra_smooths_a_burst_to_the_configured_rate(redis_url: str, redis_key_prefix: str) -> None:
