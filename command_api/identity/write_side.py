@@ -26,11 +26,13 @@ def store_credentials(user_id: UUID, password_hash: str) -> SideWrite:
     )
 
 
-def store_api_key(api_key_id: UUID, user_id: UUID, key: NewApiKey, scopes: tuple[str, ...]) -> SideWrite:
+def store_api_key(
+    api_key_id: UUID, user_id: UUID, key: NewApiKey, scopes: tuple[str, ...], tier: str
+) -> SideWrite:
     return SideWrite(
-        "INSERT INTO api_keys (api_key_id, user_id, lookup_prefix, key_hash, scopes)"
-        " VALUES ($1, $2, $3, $4, $5)",
-        (api_key_id, user_id, key.lookup_prefix, key.key_hash, list(scopes)),
+        "INSERT INTO api_keys (api_key_id, user_id, lookup_prefix, key_hash, scopes, tier)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        (api_key_id, user_id, key.lookup_prefix, key.key_hash, list(scopes), tier),
         unique="api-key-prefix:" + key.lookup_prefix,
     )
 

@@ -226,6 +226,8 @@ api_keys = Table(
     Column("lookup_prefix", Text, nullable=False, unique=True),
     Column("key_hash", LargeBinary, nullable=False),
     Column("scopes", ARRAY(Text), nullable=False),
+    # The rate-limit tier of the session that created it (its token's `tier` claim).
+    Column("tier", Text, nullable=False, server_default="free"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("revoked_at", DateTime(timezone=True)),
     Index(None, "user_id"),

@@ -96,5 +96,9 @@ class Authenticator:
         if stored is None or stored.revoked or not key_matches(key, stored.key_hash):
             raise _unauthorized("The API key is invalid or revoked.", "invalid_token")
         return Principal(
-            user_id=stored.user_id, roles=API_KEY_ROLES, scopes=stored.scopes, api_key_id=stored.api_key_id
+            user_id=stored.user_id,
+            roles=API_KEY_ROLES,
+            tier=stored.tier,
+            scopes=stored.scopes,
+            api_key_id=stored.api_key_id,
         )

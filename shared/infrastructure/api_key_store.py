@@ -9,7 +9,7 @@ from uuid import UUID
 import asyncpg
 
 _FIND: Final = """
-SELECT api_key_id, user_id, key_hash, scopes, revoked_at IS NOT NULL AS revoked
+SELECT api_key_id, user_id, key_hash, scopes, tier, revoked_at IS NOT NULL AS revoked
   FROM api_keys WHERE lookup_prefix = $1
 """
 
@@ -21,6 +21,7 @@ class StoredApiKey:
     key_hash: bytes
     scopes: frozenset[str]
     revoked: bool
+    tier: str = "free"
 
 
 class ApiKeyStore:
@@ -41,4 +42,5 @@ class ApiKeyStore:
             key_hash=bytes(row["key_hash"]),
             scopes=frozenset(row["scopes"]),
             revoked=row["revoked"],
+            tier=row["tier"],
         )

@@ -58,7 +58,10 @@ def creation_plan(body: CreateApiKeyBody, principal: Principal) -> Plan:
         command,
         respond,
         side_writes=lambda user: [
-            store_api_key(api_key_id, principal.user_id, new_key, user.api_keys[api_key_id].scopes)
+            # The key is rate-limited by the tier of the session that made it.
+            store_api_key(
+                api_key_id, principal.user_id, new_key, user.api_keys[api_key_id].scopes, principal.tier
+            )
         ],
     )
 

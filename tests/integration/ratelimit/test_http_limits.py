@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from devstack.servers import EmbeddedRedis
-from tests.integration.command_api.conftest import command_client
+from tests.integration.command_api.conftest import command_client, register
+from tests.integration.command_api.identity_helpers import api_key_headers, create_api_key
 from tests.integration.query_api.ledger_helpers import query_client
 from tests.support.tokens import bearer, mint
 
@@ -77,6 +78,27 @@ async def test_a_pro_principal_gets_its_own_quota(service_environment: dict[str,
     assert [answer.status_code for answer in pro_answers] == [404] * 5 + [429]
     assert pro_answers[0].headers["ratelimit-policy"] == '"pro";q=5;w=60'
     assert unknown_codes == [404, 404, 429]  # an unknown tier is limited as free
+
+
+async def test_an_api_key_is_limited_by_the_tier_of_the_session_that_made_it(
+    service_environment: dict[str, str],
+) -> None:
+    environment = {**service_environment, "CQRS_RATE_LIMIT_QUERIES": tiers(2, pro=4)}
+    async with command_client(service_environment) as commands:
+        user = await register(commands)
+        pro_session = bearer(mint(user.user_id, tier="pro"))
+        _, pro_key = await create_api_key(commands, pro_session, scopes=("ledger:read",))
+        _, free_key = await create_api_key(commands, user.headers, scopes=("ledger:read",))
+    async with query_client(environment) as client:
+        pro_answers = [await client.get(some_account(), headers=api_key_headers(pro_key)) for _ in range(5)]
+        free_codes = [
+            (await client.get(some_account(), headers=api_key_headers(free_key))).status_code
+            for _ in range(3)
+        ]
+    assert [answer.status_code for answer in pro_answers] == [404] * 4 + [429]
+    assert pro_answers[0].headers["ratelimit-policy"] == '"pro";q=4;w=60'
+    # Each key is a principal of its own: the pro key's requests took nothing from the free one's.
+    assert free_codes == [404, 404, 429]
 
 
 async def test_commands_are_limited_per_principal_with_a_leaky_bucket(
