@@ -1,11 +1,11 @@
 """Decides whether a subject may make one more request, with few round trips to Redis.
 
-Two things keep Redis off the hot path:
+Three things keep Redis off the hot path:
 
-- Leases. A call takes a few tokens at once (as many as the subject used
-  of its last lease, doubling while it uses them up, at most `lease_max`, and
-  fewer as the bucket runs low; see buckets.py) and the process spends the spare ones on
-  the subject's next requests. A lease lapses after `lease_seconds`; what is
+- Leases. A call takes a few tokens at once (as many as the subject used of
+  its last lease, doubling while it uses them up, at most `lease_max`, and
+  fewer as the bucket runs low; see buckets.py) and the process spends the
+  spare ones on the subject's next requests. A lease lapses after `lease_seconds`; what is
   left of it goes back to Redis with the next call. Bound: every token is
   taken from the bucket in Redis before it is spent, and spent at most
   `lease_seconds` later, so within any interval a subject gets at most
