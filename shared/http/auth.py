@@ -31,6 +31,8 @@ class ApiKeyFinder(Protocol):
 class PrincipalLimits(Protocol):
     async def admit_principal(self, request: Request[Any, Any, Any], principal: Principal) -> None: ...
 
+    async def admit_anonymous(self, request: Request[Any, Any, Any]) -> None: ...
+
 
 def _unauthorized(detail: str, error: str | None = None) -> NotAuthorizedException:
     challenge = REALM if error is None else f'{REALM}, error="{error}"'
@@ -55,7 +57,14 @@ class Authenticator:
     ) -> Principal:
         """The request's principal; 401 without valid credentials, 403 when they may not do this,
         429 past its rate limit."""
-        principal = await self._principal(request, scope=scope, sessions_only=sessions_only)
+        try:
+            principal = await self._principal(request, scope=scope, sessions_only=sessions_only)
+        except NotAuthorizedException:
+            # Requests without valid credentials count against their address, where the route
+            # class has a policy for anonymous clients: past it, 429 instead of another 401.
+            if self._limits is not None:
+                await self._limits.admit_anonymous(request)
+            raise
         if self._limits is not None:
             await self._limits.admit_principal(request, principal)
         return principal

@@ -129,6 +129,22 @@ async def test_anonymous_auth_routes_are_limited_per_client_address(
     assert_refused(refused, '"anonymous";q=2;w=60')
 
 
+async def test_requests_without_credentials_count_against_their_address_where_a_policy_says_so(
+    service_environment: dict[str, str],
+) -> None:
+    policies = {"tiers": {"free": {"quota": 100}}, "anonymous": {"quota": 2, "window_seconds": 60}}
+    environment = {**service_environment, "CQRS_RATE_LIMIT_QUERIES": json.dumps(policies)}
+    async with query_client(environment) as client:
+        codes = [(await client.get(some_account())).status_code for _ in range(3)]
+        bad_token = await client.get(some_account(), headers=bearer("not-a-token"))
+        signed_in = await client.get(some_account(), headers=bearer(mint()))
+    assert codes == [401, 401, 429]
+    assert bad_token.status_code == 429
+    assert signed_in.status_code == 404  # a principal has a bucket of its own
+    async with query_client(service_environment) as client:  # no anonymous policy: 401 every time
+        assert [(await client.get(some_account())).status_code for _ in range(3)] == [401] * 3
+
+
 async def test_forwarded_addresses_count_only_through_trusted_proxies(
     service_environment: dict[str, str],
 ) -> None:
