@@ -432,8 +432,8 @@ def explanation(report: Report) -> list[str]:
         "lookup, the count, the two header values, the Redis calls of the leases shared out), "
         f"against the {extra_us:.0f} µs more server CPU per request measured over HTTP; the rest is "
         "mostly the two headers going out through granian (measured once by hand on 2026-11-24: "
-        "without them the leased run was 8 % below the baseline, with them 10 % to 12 %). The "
-        "ratio moves by about 2 % from run to run.",
+        "without them the leased run was 8 % below the baseline). The ratio moves by several per "
+        "cent from run to run: full runs on 2026-11-24 gave 7 % to 12 % lower.",
         "- Exactness: every token is taken from the bucket in Redis before it is spent and spent at "
         "most `CQRS_RATE_LIMIT_LEASE_SECONDS` (1 s) later, so within any interval a principal gets at most "
         "one second of its refill rate more than its policy, however many processes serve it; and a "
