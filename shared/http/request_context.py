@@ -1,4 +1,5 @@
-"""ASGI middleware around the whole app: request and correlation ids, the request metrics, one log line.
+"""ASGI middleware around the whole app: request and correlation ids, security headers, the request
+metrics, one log line.
 
 The wrapping is outside litestar on purpose: litestar runs middleware only
 for matched routes, and a 404 or 405 must still get a request id, a log line
@@ -21,6 +22,18 @@ from shared.observability.http_metrics import HttpMetrics
 
 REQUEST_ID_HEADER: Final = b"x-request-id"
 CORRELATION_ID_HEADER: Final = b"x-correlation-id"
+# OWASP's REST security cheat sheet: on every answer. An API's answers are never framed nor
+# sniffed as another type, and HTTPS is sticky (ignored by browsers over plain HTTP).
+SECURITY_HEADERS: Final = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"strict-transport-security", b"max-age=31536000; includeSubDomains"),
+)
+CACHE_CONTROL: Final = b"cache-control"
+# For answers that set no cache policy of their own: nothing stores them (OWASP), so no
+# shared cache keeps an authenticated answer. Answers that may be kept say so themselves.
+NO_STORE: Final = (CACHE_CONTROL, b"no-store")
 # Where a route puts headers for whatever answer its request gets, errors included
 # (the rate limits' headers): a list of (name, value) byte pairs in the scope's state.
 RESPONSE_HEADERS: Final = "response_headers"
@@ -38,7 +51,8 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 class RequestContextMiddleware:
-    """Binds ids into the logging context, counts and times the request, logs it once answered."""
+    """Binds ids into the logging context, adds the headers every answer has, counts and times
+    the request, logs it once answered."""
 
     def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
         self.app = app
@@ -69,11 +83,15 @@ class RequestContextMiddleware:
             nonlocal status, answered
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [
+                headers = [
                     *message.get("headers", ()),
                     *state.get(RESPONSE_HEADERS, ()),
+                    *SECURITY_HEADERS,
                     (REQUEST_ID_HEADER, request_id.encode("ascii")),
                 ]
+                if not any(name.lower() == CACHE_CONTROL for name, _ in headers):
+                    headers.append(NO_STORE)
+                message["headers"] = headers
             elif message["type"] == "http.response.body":
                 answered = time.perf_counter()
             await send(message)

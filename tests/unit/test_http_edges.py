@@ -153,3 +153,33 @@ async def test_a_command_with_the_database_down_is_a_503_with_retry_after() -> N
     assert response.status_code == 503
     assert response.headers["retry-after"].isdigit()
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/health/live", 200),
+        ("GET", "/health/ready", 503),
+        ("GET", "/no/such/route", 404),
+        ("DELETE", "/health/live", 405),
+    ],
+)
+async def test_every_answer_carries_the_security_headers(
+    client: AsyncTestClient[Any], method: str, path: str, status: int
+) -> None:
+    """OWASP's REST headers on every answer, errors included; nothing without a cache policy is stored."""
+    response = await client.request(method, path)
+    assert response.status_code == status
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["content-security-policy"] == "frame-ancestors 'none'"
+    assert response.headers["strict-transport-security"].startswith("max-age=")
+    assert response.headers["cache-control"] == "no-store"
+
+
+async def test_an_answer_with_its_own_cache_policy_keeps_it(client: AsyncTestClient[Any]) -> None:
+    """The JWKS may be cached by anyone for a while: its policy is not replaced by no-store."""
+    response = await client.get("/.well-known/jwks.json")
+    assert response.status_code == 200
+    assert response.headers.get_list("cache-control") == [response.headers["cache-control"]]
+    assert response.headers["cache-control"].startswith("public")
