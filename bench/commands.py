@@ -712,6 +712,9 @@ def service_environment(urls: StackUrls, pool_size: int | None, server: str = "g
         # Each benchmark measures its own subject with a few principals sending as fast as they
         # can, which any real quota refuses; bench/ratelimits.py measures what the limits cost.
         "CQRS_RATE_LIMITS_ENABLED": "false",
+        # Several projector processes may run at once; their health and metrics are not measured.
+        "CQRS_RELAY_OPS_PORT": "0",
+        "CQRS_PROJECTOR_OPS_PORT": "0",
     }
 
 

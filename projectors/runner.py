@@ -27,6 +27,7 @@ from projectors import checkpoints, dead_letters
 from projectors.applier import TRANSIENT_ERRORS, BatchApplier, DeadLetter, StreamGap
 from projectors.consumer import ConsumerSpec, EventConsumer
 from projectors.envelope import Envelope, MalformedMessage, from_message
+from projectors.ops import APPLIED
 from projectors.projection import Projection
 from projectors.settings import ProjectorSettings
 from shared.cache.tags import TagAnnouncer, projection_tag, reset_tag
@@ -94,6 +95,7 @@ class ProjectionRunner:
         self._written_tags: set[str] = set()
         # Observability, read by tests and the benchmark.
         self.applied_total = 0
+        self._applied_metric = APPLIED.labels(projection.name)
         self.batches_total = 0
 
     @property
@@ -224,6 +226,7 @@ class ProjectionRunner:
         self._unannounced = pending
         self._written_tags = pending
         self.applied_total += result.applied
+        self._applied_metric.inc(result.applied)
         self.batches_total += 1
         for message in messages:
             with contextlib.suppress(nats.errors.Error):

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from contexts.catalogue import REGISTRY
 from projectors.catalogue import projection_class
+from projectors.ops import projections_lag
 from projectors.runner import ProjectionRunner
 from projectors.settings import ProjectorSettings
 from shared.cache.tags import TagAnnouncer
 from shared.infrastructure.resources import open_resources
+from shared.observability.ops_server import serving_ops
 
 PROCESS_NAME = "projector"
 
@@ -49,7 +52,20 @@ async def run_projectors(
         ]
         if started is not None:
             started(runners)
-        await asyncio.gather(*(_run_or_stop_all(runner, stop) for runner in runners))
+        timeout = settings.database_connect_timeout_seconds
+
+        async def lag() -> dict[str, Any]:
+            return await projections_lag(resources.pool, [cls.name for cls in classes], timeout)
+
+        async with serving_ops(
+            name=PROCESS_NAME,
+            host=settings.ops_host,
+            port=settings.projector_ops_port,
+            checks=lambda: resources.dependency_checks(("postgres", "nats", "redis")),
+            lag=lag,
+            timeout_seconds=settings.health_check_timeout_seconds,
+        ):
+            await asyncio.gather(*(_run_or_stop_all(runner, stop) for runner in runners))
     return runners
 
 

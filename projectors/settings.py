@@ -30,6 +30,9 @@ class ProjectorSettings(CommonSettings, frozen=True, kw_only=True):
     projector_consumer_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]*$")] = "projection-"
     # Touched after every fetch, idle or busy: a container health check reads its age.
     projector_heartbeat_path: str | None = None
+    # Health (`/health/live`, `/health/ready` with each projection's lag) and `/metrics`, on
+    # `CQRS_OPS_HOST`; 0: none. Several projector processes on one host need a port each.
+    projector_ops_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 9103
     # Tests only: kill this process with SIGKILL right before or right after a
     # batch commits, to prove recovery at exactly those points. Refused
     # outside the test profile.

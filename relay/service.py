@@ -22,6 +22,7 @@ from nats.js import JetStreamContext
 
 from contexts.catalogue import REGISTRY
 from relay.leadership import Leadership
+from relay.ops import ACTIVE, PUBLISH_ERRORS, PUBLISHED
 from relay.outbox import SWEEP_BATCH, delete_published, fetch_batch, sweep_idempotency_records
 from relay.publisher import EventPublisher
 from relay.settings import RelaySettings
@@ -56,6 +57,7 @@ class Relay:
             while not self.stop.is_set():
                 if not await self._leadership.acquire(self.stop, self._heartbeat):
                     break
+                ACTIVE.set(1)
                 try:
                     await self._lead()
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as error:
@@ -63,11 +65,20 @@ class Relay:
                 except nats.errors.Error as error:
                     _log.warning("NATS failed; standing down to retry", error=type(error).__name__)
                 finally:
+                    ACTIVE.set(0)
                     await self._leadership.release()
                 if not self.stop.is_set():
                     await self._idle(MAX_BACKOFF_SECONDS, wake_on_notify=False)
         finally:
             await self._nats.close()
+
+    async def nats_ping(self) -> None:
+        await self._nats.ping()
+
+    @property
+    def active(self) -> bool:
+        """Whether this relay holds the lock (and publishes) right now."""
+        return self._leadership.is_held()
 
     async def _lead(self) -> None:
         publisher = await self._publisher()
@@ -96,7 +107,9 @@ class Relay:
             acked = await publisher.publish(batch)
             await delete_published(connection, acked)
             self.published_total += len(acked)
+            PUBLISHED.inc(len(acked))
             if len(acked) < len(batch):
+                PUBLISH_ERRORS.inc(len(batch) - len(acked))
                 backoff = min(max(backoff * 2, 0.1), MAX_BACKOFF_SECONDS)
                 _log.warning("some events not published; retrying", pending=len(batch) - len(acked))
                 await self._idle(backoff, wake_on_notify=False)

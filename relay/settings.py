@@ -20,3 +20,6 @@ class RelaySettings(CommonSettings, frozen=True, kw_only=True):
     # Touched on every round, active or standing by: a container health check
     # reads its age (until the relay serves /health on a port of its own).
     relay_heartbeat_path: str | None = None
+    # Health (`/health/live`, `/health/ready` with the outbox's backlog) and `/metrics`, on
+    # `CQRS_OPS_HOST`; 0: none.
+    relay_ops_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 9102

@@ -36,6 +36,9 @@ def service_environment(
         "CQRS_RATE_LIMIT_QUERIES": GENEROUS_TIERS,
         "CQRS_RATE_LIMIT_COMMANDS": GENEROUS_TIERS,
         "CQRS_RATE_LIMIT_AUTH": GENEROUS_ANONYMOUS,
+        # Many relays and projectors run at once in a test session: the ops tests pick free ports.
+        "CQRS_RELAY_OPS_PORT": "0",
+        "CQRS_PROJECTOR_OPS_PORT": "0",
     }
 
 

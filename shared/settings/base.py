@@ -87,6 +87,8 @@ class CommonSettings(DatabaseSettings, frozen=True, kw_only=True):
     redis_timeout_seconds: Seconds = 0.5
 
     health_check_timeout_seconds: Seconds = 1.0
+    # Where the relay and the projectors serve their health and metrics (each on its own port).
+    ops_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         super().__post_init__()
