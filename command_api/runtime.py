@@ -12,6 +12,7 @@ from litestar import Request, Response
 
 from command_api.execution.executor import CommandConflict, CommandExecutor, Decide, IdempotencyMismatch
 from command_api.http_commands import command_context, read_command, to_response
+from command_api.metrics import COMMANDS, REPLAYS
 from shared.auth.principal import LEDGER_WRITE, Principal
 from shared.http.auth import Authenticator
 from shared.http.problems import problem
@@ -60,10 +61,16 @@ class CommandRuntime:
         key_required = self.require_idempotency_key
         context = command_context(request, scope_key, fingerprinted, key_required=key_required)
         stream_ids, decide = plan
+        command = request.route_handler.handler_name
         try:
             answer = await self.executor.execute(context, stream_ids, decide)
         except IdempotencyMismatch as error:
+            COMMANDS.labels(command, "422").inc()
             raise problem(422, str(error), type_="/problems/idempotency-key-reused") from error
         except CommandConflict as error:
+            COMMANDS.labels(command, "409").inc()
             raise problem(409, str(error), type_="/problems/concurrent-update") from error
+        COMMANDS.labels(command, str(answer.status)).inc()
+        if answer.replayed:
+            REPLAYS.labels(command).inc()
         return to_response(answer)

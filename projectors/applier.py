@@ -298,6 +298,7 @@ class BatchApplier:
                 parked_event=event.position_label,
                 attempts=failure.attempts,
                 error=failure.error,
+                **event.log_ids,
             )
 
     async def _try_event(
@@ -310,8 +311,10 @@ class BatchApplier:
         error = ""
         for attempt in range(1, self.max_attempts + 1):
             try:
-                async with connection.transaction():
-                    result.tags |= await self.projection.apply(connection, [event])
+                # Whatever the projection logs of this event carries the ids of its request.
+                with structlog.contextvars.bound_contextvars(**event.log_ids):
+                    async with connection.transaction():
+                        result.tags |= await self.projection.apply(connection, [event])
             except TRANSIENT_ERRORS:
                 raise
             except Exception as exc:  # noqa: BLE001 - the event's own failure, counted

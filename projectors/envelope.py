@@ -38,6 +38,16 @@ class Envelope:
     data: bytes
     event: msgspec.Struct | None
     decode_error: str | None = None
+    # The ids of the request that caused it (design.md §4), for the projector's log lines;
+    # from the message's headers (an event read from the store does without).
+    correlation_id: str | None = None
+    causation_id: str | None = None
+
+    @property
+    def log_ids(self) -> dict[str, str]:
+        """Its correlation and causation ids as log fields (those it has)."""
+        ids = {"correlation_id": self.correlation_id, "causation_id": self.causation_id}
+        return {name: value for name, value in ids.items() if value}
 
     @property
     def at(self) -> datetime:
@@ -63,6 +73,8 @@ def decode(
     schema_version: int,
     recorded_at: datetime | None,
     data: bytes,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
 ) -> Envelope:
     event: msgspec.Struct | None = None
     error: str | None = None
@@ -82,6 +94,8 @@ def decode(
         data=data,
         event=event,
         decode_error=error,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
     )
 
 
@@ -123,6 +137,8 @@ def from_message(subject: str, headers: Mapping[str, str], data: bytes, registry
             schema_version=int(headers["Event-Schema-Version"]),
             recorded_at=datetime.fromisoformat(recorded) if recorded else None,
             data=data,
+            correlation_id=headers.get("Correlation-Id"),
+            causation_id=headers.get("Causation-Id"),
         )
     except (KeyError, ValueError) as exc:
         raise MalformedMessage(f"{type(exc).__name__}: {exc}") from exc

@@ -191,7 +191,14 @@ class ProjectionRunner:
                 )
             except MalformedMessage as error:
                 # Not published by a relay: nothing in the store to apply or park.
-                _log.error("message is not an event; skipped", subject=message.subject, error=str(error))
+                headers = message.headers or {}
+                _log.error(
+                    "message is not an event; skipped",
+                    subject=message.subject,
+                    error=str(error),
+                    correlation_id=headers.get("Correlation-Id"),
+                    causation_id=headers.get("Causation-Id"),
+                )
         # A filter wider than the projection's aggregates (several of them) delivers others too.
         envelopes = [e for e in envelopes if e.stream_type in self.projection.stream_types]
         top_sequence = max(m.metadata.sequence.stream for m in messages)
@@ -245,6 +252,7 @@ class ProjectionRunner:
             projection=self.projection.name,
             halted_event=letter.event.position_label,
             error=letter.error,
+            **letter.event.log_ids,
         )
 
     async def _announce(self) -> None:

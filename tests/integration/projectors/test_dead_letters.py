@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import ClassVar
+from collections.abc import Iterator, MutableMapping
+from typing import Any, ClassVar
 
 import asyncpg
 import msgspec
 import pytest
+import structlog
 
 from contexts.catalogue import REGISTRY
 from projectors import dead_letters
@@ -51,8 +53,18 @@ def _summary(letter: Letter) -> tuple[uuid.UUID, int, str, int]:
     return (letter.stream_id, letter.version, letter.error, letter.attempts)
 
 
+@pytest.fixture
+def logged() -> Iterator[list[MutableMapping[str, Any]]]:
+    """This process's structlog lines (event dicts) while the test runs."""
+    with structlog.testing.capture_logs() as lines:
+        yield lines
+
+
 async def test_a_poison_event_parks_its_stream_alone_until_the_fixed_code_applies_it(
-    store: PostgresEventStore, service_environment: dict[str, str], database_url: str
+    store: PostgresEventStore,
+    service_environment: dict[str, str],
+    database_url: str,
+    logged: list[MutableMapping[str, Any]],
 ) -> None:
     """A MoneyDeposited of a schema version newer than the code is parked by both ledger projections
     (the error names the version), the account's later event is parked behind it as blocked, and
@@ -88,6 +100,10 @@ async def test_a_poison_event_parks_its_stream_alone_until_the_fixed_code_applie
             )
 
         await wait_until(parked_and_others_converged, 15, "the poison parked and the other accounts applied")
+        # The log line of each parked event carries the ids of the request that caused it.
+        parked = [line for line in logged if line["event"] == "event parked"]
+        assert parked
+        assert all(line["correlation_id"] == "c-1" and line["causation_id"] == "r-1" for line in parked)
         for projection in ("accounts", "owner_summaries"):
             # Decoding is deterministic: the applier tries a decode failure once (applier._try_event).
             assert [_summary(letter) for letter in await letters(connection, projection)] == [
