@@ -6,6 +6,7 @@ import click
 
 from operator_cli.database import migrate
 from operator_cli.dev import dev
+from operator_cli.docs import docs
 from operator_cli.limits import limits
 from operator_cli.projections import dlq, projections, projector
 from operator_cli.relay import events, relay
@@ -37,6 +38,7 @@ for command in (
     events,
     users,
     limits,
+    docs,
     seed_command,
 ):
     cli.add_command(command)

@@ -58,6 +58,10 @@ class EventRegistry:
     def register_upcaster(self, name: str, from_version: int, upcaster: Upcaster) -> None:
         self._upcasters[(name, from_version)] = upcaster
 
+    def has_upcaster(self, name: str, from_version: int) -> bool:
+        """Whether version `from_version` of `name` is turned into the next one when read."""
+        return (name, from_version) in self._upcasters
+
     def type_of(self, event: msgspec.Struct) -> EventType:
         try:
             return self._by_class[type(event)]
