@@ -12,6 +12,8 @@ def build_registry() -> EventRegistry:
     for context in (ledger_events, identity_events):
         for cls in context.EVENT_TYPES:
             registry.register(cls, context=context.CONTEXT, aggregate=context.AGGREGATE)
+        for (name, from_version), upcaster in context.UPCASTERS.items():
+            registry.register_upcaster(name, from_version, upcaster)
     return registry
 
 

@@ -30,6 +30,8 @@ class IssueApiKey(msgspec.Struct, frozen=True, kw_only=True):
     api_key_id: UUID
     name: str
     scopes: tuple[str, ...]
+    # The rate-limit tier of the session that asks: the key is limited by it.
+    tier: str = "free"
 
 
 class RevokeApiKey(msgspec.Struct, frozen=True, kw_only=True):

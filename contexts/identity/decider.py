@@ -44,6 +44,7 @@ SCOPES: Final = frozenset({"ledger:read", "ledger:write"})
 class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     scopes: tuple[str, ...]
+    tier: str = "free"
     revoked: bool = False
 
 
@@ -67,7 +68,7 @@ def evolve(state: User | None, event: UserEvent) -> User:
             return msgspec.structs.replace(user, roles=tuple(r for r in user.roles if r != event.role))
         case ApiKeyIssued():
             user = _existing(state)
-            key = ApiKey(name=event.name, scopes=event.scopes)
+            key = ApiKey(name=event.name, scopes=event.scopes, tier=event.tier)
             return msgspec.structs.replace(user, api_keys={**user.api_keys, event.api_key_id: key})
         case ApiKeyRevoked():
             user = _existing(state)
@@ -128,7 +129,13 @@ def _issue_key(user: User, command: IssueApiKey) -> list[UserEvent]:
         raise UnknownScope(f"scopes must be some of {sorted(SCOPES)}; unknown: {unknown}")
     scopes = tuple(sorted(set(command.scopes)))
     return [
-        ApiKeyIssued(user_id=user.user_id, api_key_id=command.api_key_id, name=command.name, scopes=scopes)
+        ApiKeyIssued(
+            user_id=user.user_id,
+            api_key_id=command.api_key_id,
+            name=command.name,
+            scopes=scopes,
+            tier=command.tier,
+        )
     ]
 
 

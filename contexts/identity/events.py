@@ -6,7 +6,8 @@ live in write-side tables only.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 from uuid import UUID
 
 import msgspec
@@ -41,10 +42,17 @@ class UserRoleRevoked(IdentityEvent, frozen=True, kw_only=True):
 
 class ApiKeyIssued(IdentityEvent, frozen=True, kw_only=True):
     event_type: ClassVar[str] = "ApiKeyIssued"
-    schema_version: ClassVar[int] = 1
+    # v2: the key's rate-limit tier, the tier of the session that issued it.
+    schema_version: ClassVar[int] = 2
     api_key_id: UUID
     name: str
     scopes: tuple[str, ...]
+    tier: str
+
+
+def api_key_issued_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    """Keys issued before tiers existed were all limited as free."""
+    return {**payload, "tier": "free"}
 
 
 class ApiKeyRevoked(IdentityEvent, frozen=True, kw_only=True):
@@ -62,5 +70,9 @@ EVENT_TYPES: tuple[type[IdentityEvent], ...] = (
     ApiKeyIssued,
     ApiKeyRevoked,
 )
+# (event type, from version) -> the function that turns that version's payload into the next.
+UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
+    ("ApiKeyIssued", 1): api_key_issued_v1_to_v2,
+}
 CONTEXT = "identity"
 AGGREGATE = "user"

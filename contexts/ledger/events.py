@@ -7,7 +7,8 @@ changes its type; anything else is a new schema version with an upcaster.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 from uuid import UUID
 
 import msgspec
@@ -78,5 +79,7 @@ EVENT_TYPES: tuple[type[LedgerEvent], ...] = (
     TransferReceived,
     AccountClosed,
 )
+# No ledger event has had a second version yet (see contexts/identity/events.py for one that has).
+UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}
 CONTEXT = "ledger"
 AGGREGATE = "account"

@@ -33,7 +33,11 @@ def creation_plan(body: CreateApiKeyBody, principal: Principal) -> Plan:
     api_key_id = UUID(bytes=uuid7().bytes)
     new_key = generate_api_key()
     command = IssueApiKey(
-        user_id=principal.user_id, api_key_id=api_key_id, name=body.name, scopes=tuple(body.scopes)
+        user_id=principal.user_id,
+        api_key_id=api_key_id,
+        name=body.name,
+        scopes=tuple(body.scopes),
+        tier=principal.tier,
     )
 
     def respond(user: User, version: int | None, token: str) -> Answer:
@@ -58,9 +62,13 @@ def creation_plan(body: CreateApiKeyBody, principal: Principal) -> Plan:
         command,
         respond,
         side_writes=lambda user: [
-            # The key is rate-limited by the tier of the session that made it.
+            # The key is rate-limited by the tier of the session that made it (its event's tier).
             store_api_key(
-                api_key_id, principal.user_id, new_key, user.api_keys[api_key_id].scopes, principal.tier
+                api_key_id,
+                principal.user_id,
+                new_key,
+                user.api_keys[api_key_id].scopes,
+                user.api_keys[api_key_id].tier,
             )
         ],
     )

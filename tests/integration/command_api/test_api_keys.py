@@ -54,7 +54,7 @@ async def test_a_new_key_is_shown_once_and_stored_only_as_its_hash(
     assert replayed == {name: value for name, value in created.items() if name != "key"}
     assert await db.fetchval("SELECT count(*) FROM api_keys") == 1
     issued = await db.fetchval("SELECT data::text FROM events WHERE event_type = 'ApiKeyIssued'")
-    assert set(json.loads(issued)) == {"user_id", "api_key_id", "name", "scopes"}
+    assert set(json.loads(issued)) == {"user_id", "api_key_id", "name", "scopes", "tier"}
     # The secret part after the lookup prefix is nowhere (api_keys holds only its hash).
     # The secret is all after "cqrs_<prefix>_"; it may hold "_" itself (urlsafe base64),
     # so a split from the right could leave a fragment short enough to match by chance.

@@ -91,15 +91,20 @@ def test_revoking_a_role_removes_it_and_revoking_it_again_changes_nothing() -> N
 
 
 def test_an_api_key_is_issued_with_known_scopes_and_no_secret() -> None:
-    """Issuing a key records its id, name and sorted scopes, and nothing secret."""
-    events = decide(
-        given(REGISTERED),
-        IssueApiKey(user_id=USER, api_key_id=KEY, name="ci", scopes=("ledger:write", "ledger:read")),
+    """Issuing a key records its id, name, sorted scopes and its session's tier, and nothing secret."""
+    command = IssueApiKey(
+        user_id=USER, api_key_id=KEY, name="ci", scopes=("ledger:write", "ledger:read"), tier="pro"
     )
+    events = decide(given(REGISTERED), command)
     assert events == [
-        ApiKeyIssued(user_id=USER, api_key_id=KEY, name="ci", scopes=("ledger:read", "ledger:write"))
+        ApiKeyIssued(
+            user_id=USER, api_key_id=KEY, name="ci", scopes=("ledger:read", "ledger:write"), tier="pro"
+        )
     ]
-    assert set(type(events[0]).__struct_fields__) == {"user_id", "api_key_id", "name", "scopes"}
+    assert set(type(events[0]).__struct_fields__) == {"user_id", "api_key_id", "name", "scopes", "tier"}
+    user = given(REGISTERED, *events)
+    assert user is not None
+    assert user.api_keys[KEY].tier == "pro"
 
 
 @pytest.mark.parametrize("scopes", [(), ("ledger:admin",), ("ledger:read", "everything")])
@@ -111,7 +116,10 @@ def test_unknown_or_missing_scopes_are_refused(scopes: tuple[str, ...]) -> None:
 
 def test_revoking_a_key_marks_it_revoked_once() -> None:
     """Revoking a live key emits ApiKeyRevoked; revoking it again changes nothing."""
-    state = given(REGISTERED, ApiKeyIssued(user_id=USER, api_key_id=KEY, name="ci", scopes=("ledger:read",)))
+    state = given(
+        REGISTERED,
+        ApiKeyIssued(user_id=USER, api_key_id=KEY, name="ci", scopes=("ledger:read",), tier="free"),
+    )
     events = decide(state, RevokeApiKey(user_id=USER, api_key_id=KEY))
     assert events == [ApiKeyRevoked(user_id=USER, api_key_id=KEY)]
     after = fold(events, state)
