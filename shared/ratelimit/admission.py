@@ -81,10 +81,12 @@ class RouteLimits:
                 type_="/problems/rate-limits-unavailable",
                 headers={"Retry-After": retry_after(decision.retry_after_seconds)},
             )
-        request.scope["state"][RESPONSE_HEADERS] = [
-            (POLICY_HEADER, self._policy_headers[name]),
-            (LIMIT_HEADER, limit_header(name, decision.remaining, decision.reset_seconds)),
-        ]
+        request.scope["state"].setdefault(RESPONSE_HEADERS, []).extend(
+            (
+                (POLICY_HEADER, self._policy_headers[name]),
+                (LIMIT_HEADER, limit_header(name, decision.remaining, decision.reset_seconds)),
+            )
+        )
         if decision.outcome != "allowed":
             raise _refusal(decision)
 
