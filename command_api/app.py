@@ -33,6 +33,7 @@ from shared.infrastructure.api_key_store import ApiKeyStore
 from shared.infrastructure.event_store import PostgresEventStore
 from shared.infrastructure.resources import Resources
 from shared.observability.logging import configure_logging
+from shared.observability.tracing import Tracing, start_tracing
 from shared.ratelimit.limiter import RateLimiter
 from shared.ratelimit.setup import open_rate_limiter, route_limits
 from shared.settings import load_settings
@@ -59,7 +60,9 @@ def password_service(settings: CommandApiSettings) -> PasswordService:
     return PasswordService(hasher, max_concurrent=settings.password_max_concurrent_hashes)
 
 
-def create_app(settings: CommandApiSettings) -> RequestContextMiddleware:
+def create_app(settings: CommandApiSettings, tracing: Tracing | None = None) -> RequestContextMiddleware:
+    """The command API; `tracing` defaults to what the settings ask for (CQRS_OTLP_ENDPOINT)."""
+    tracing = tracing or start_tracing(PROCESS_NAME, endpoint=settings.otlp_endpoint)
     keys = settings.key_set
     verifier = token_verifier(settings, keys)
     issuer = AccessTokenIssuer(
@@ -89,7 +92,7 @@ def create_app(settings: CommandApiSettings) -> RequestContextMiddleware:
             ApiKeyStore(resources.pool, acquire_timeout_seconds=timeout),
             route_limits(settings, limiter, "commands", addresses),
         )
-        commands = CommandRuntime(executor, authenticator, settings.require_idempotency_key)
+        commands = CommandRuntime(executor, authenticator, settings.require_idempotency_key, tracing)
         identity = IdentityRuntime(
             commands=commands,
             passwords=password_service(settings),
@@ -137,6 +140,7 @@ def create_app(settings: CommandApiSettings) -> RequestContextMiddleware:
         # What the command API needs for every route; Redis only for login (which fails closed without it).
         readiness_checks=("postgres",),
         state_lifespan=runtime_of,
+        tracing=tracing,
     )
 
 

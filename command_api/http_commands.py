@@ -83,7 +83,12 @@ async def read_command(
 
 
 def command_context(
-    request: Request[Any, Any, Any], scope_key: str, body: bytes, *, key_required: bool
+    request: Request[Any, Any, Any],
+    scope_key: str,
+    body: bytes,
+    *,
+    key_required: bool,
+    traceparent: str | None = None,
 ) -> CommandContext:
     """Who asks (`scope_key`: a principal's, or anonymous), with which key and body."""
     try:
@@ -99,7 +104,8 @@ def command_context(
         idempotency_key=key,
         correlation_id=str(state.get("correlation_id", "")),
         causation_id=str(state.get("request_id", "")),
-        traceparent=_valid_traceparent(request.headers.get("traceparent")),
+        # The command's own span when tracing is on; else the client's, passed on.
+        traceparent=traceparent or _valid_traceparent(request.headers.get("traceparent")),
     )
 
 

@@ -10,12 +10,19 @@ from uuid import UUID
 import msgspec
 from litestar import Request, Response
 
-from command_api.execution.executor import CommandConflict, CommandExecutor, Decide, IdempotencyMismatch
+from command_api.execution.executor import (
+    CommandConflict,
+    CommandContext,
+    CommandExecutor,
+    Decide,
+    IdempotencyMismatch,
+)
 from command_api.http_commands import command_context, read_command, to_response
 from command_api.metrics import COMMANDS, REPLAYS
 from shared.auth.principal import LEDGER_WRITE, Principal
 from shared.http.auth import Authenticator
 from shared.http.problems import problem
+from shared.observability.tracing import Tracing
 
 BodyT = TypeVar("BodyT")
 Plan = tuple[Sequence[UUID], Decide]
@@ -36,6 +43,7 @@ class CommandRuntime:
     executor: CommandExecutor
     authenticator: Authenticator
     require_idempotency_key: bool = False
+    tracing: Tracing | None = None
 
     async def handle(
         self,
@@ -58,10 +66,21 @@ class CommandRuntime:
         `fingerprinted` is what makes two requests with one Idempotency-Key the
         same: the raw body, or less of it where the body holds a secret.
         """
-        key_required = self.require_idempotency_key
-        context = command_context(request, scope_key, fingerprinted, key_required=key_required)
-        stream_ids, decide = plan
         command = request.route_handler.handler_name
+        key_required = self.require_idempotency_key
+        if self.tracing is None:
+            context = command_context(request, scope_key, fingerprinted, key_required=key_required)
+            return await self._execute(command, context, plan)
+        # The span of the append: its traceparent is stored with the events and goes on with them.
+        with self.tracing.span(f"command {command}", command=command):
+            traceparent = self.tracing.current_traceparent()
+            context = command_context(
+                request, scope_key, fingerprinted, key_required=key_required, traceparent=traceparent
+            )
+            return await self._execute(command, context, plan)
+
+    async def _execute(self, command: str, context: CommandContext, plan: Plan) -> Response[bytes]:
+        stream_ids, decide = plan
         try:
             answer = await self.executor.execute(context, stream_ids, decide)
         except IdempotencyMismatch as error:

@@ -23,6 +23,7 @@ from projectors.settings import ProjectorSettings
 from shared.cache.tags import TagAnnouncer
 from shared.infrastructure import postgres
 from shared.infrastructure.redis import create_redis
+from shared.observability.tracing import start_tracing
 from shared.projections.status import ProjectionStatus, read_statuses
 
 
@@ -74,7 +75,12 @@ def projector() -> None:
 def run(names: tuple[str, ...]) -> None:
     """Run the named projections (default: all) until SIGTERM, finishing the batch in flight."""
     settings = settings_or_exit(ProjectorSettings)
-    asyncio.run(run_projectors(settings, _names_or_exit(names)))
+    tracing = start_tracing("projector", endpoint=settings.otlp_endpoint)
+    try:
+        asyncio.run(run_projectors(settings, _names_or_exit(names), tracing=tracing))
+    finally:
+        if tracing is not None:
+            tracing.provider.shutdown()  # exports the spans still buffered
 
 
 @click.group("projections")

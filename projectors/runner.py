@@ -15,6 +15,7 @@ import contextlib
 import os
 import signal
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
@@ -33,6 +34,7 @@ from projectors.settings import ProjectorSettings
 from shared.cache.tags import TagAnnouncer, projection_tag, reset_tag
 from shared.eventsourcing.registry import EventRegistry
 from shared.infrastructure.nats import NatsConnection
+from shared.observability.tracing import Tracing, traceparent_of
 
 _log = structlog.get_logger("projector")
 MAX_BACKOFF_SECONDS: Final = 5.0
@@ -63,9 +65,11 @@ class ProjectionRunner:
         announcer: TagAnnouncer,
         registry: EventRegistry,
         stop: asyncio.Event,
+        tracing: Tracing | None = None,
     ) -> None:
         self.projection = projection
         self.settings = settings
+        self._tracing = tracing
         self._pool = pool
         self._announcer = announcer
         self._registry = registry
@@ -202,6 +206,7 @@ class ProjectionRunner:
         # A filter wider than the projection's aggregates (several of them) delivers others too.
         envelopes = [e for e in envelopes if e.stream_type in self.projection.stream_types]
         top_sequence = max(m.metadata.sequence.stream for m in messages)
+        started = datetime.now(UTC)
         async with self._pool.acquire() as connection, connection.transaction():
             checkpoint = await checkpoints.lock(connection, self.projection.name)
             if checkpoint.state != "running":
@@ -235,10 +240,30 @@ class ProjectionRunner:
         self.applied_total += result.applied
         self._applied_metric.inc(result.applied)
         self.batches_total += 1
+        if self._tracing is not None:
+            self._trace_applied(messages, started)
         for message in messages:
             with contextlib.suppress(nats.errors.Error):
                 await message.ack()
         await self._announce()
+
+    def _trace_applied(self, messages: Sequence[Msg], started: datetime) -> None:
+        """A span per traced message, child of its publish span: the batch that applied it, as long
+        as its transaction took."""
+        if self._tracing is None:
+            return
+        committed = datetime.now(UTC)
+        for message in messages:
+            parent = traceparent_of(message.headers)
+            if parent:
+                self._tracing.record(
+                    f"apply {self.projection.name}",
+                    parent=parent,
+                    start=started,
+                    end=committed,
+                    projection=self.projection.name,
+                    batch_size=len(messages),
+                )
 
     async def _record_halt(self, letter: DeadLetter) -> None:
         async with self._pool.acquire() as connection, connection.transaction():

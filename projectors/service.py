@@ -15,6 +15,7 @@ from projectors.settings import ProjectorSettings
 from shared.cache.tags import TagAnnouncer
 from shared.infrastructure.resources import open_resources
 from shared.observability.ops_server import serving_ops
+from shared.observability.tracing import Tracing
 
 PROCESS_NAME = "projector"
 
@@ -24,6 +25,7 @@ async def run_projectors(
     names: Sequence[str],
     stop: asyncio.Event | None = None,
     started: Callable[[list[ProjectionRunner]], object] | None = None,
+    tracing: Tracing | None = None,
 ) -> list[ProjectionRunner]:
     """Run the named projections in this process until `stop` (or a signal) is set.
 
@@ -47,6 +49,7 @@ async def run_projectors(
                 announcer=announcer,
                 registry=REGISTRY,
                 stop=stop,
+                tracing=tracing,
             )
             for cls in classes
         ]

@@ -30,6 +30,7 @@ from shared.infrastructure.api_key_store import ApiKeyStore
 from shared.infrastructure.redis import create_redis
 from shared.infrastructure.resources import Resources
 from shared.observability.logging import configure_logging
+from shared.observability.tracing import Tracing, start_tracing
 from shared.projections.consistency_wait import ConsistencyWaiter
 from shared.projections.progress import ProgressListener
 from shared.ratelimit.limiter import RateLimiter
@@ -39,7 +40,9 @@ from shared.settings import load_settings
 PROCESS_NAME = "query-api"
 
 
-def create_app(settings: QueryApiSettings) -> RequestContextMiddleware:
+def create_app(settings: QueryApiSettings, tracing: Tracing | None = None) -> RequestContextMiddleware:
+    """The query API; `tracing` defaults to what the settings ask for (CQRS_OTLP_ENDPOINT)."""
+    tracing = tracing or start_tracing(PROCESS_NAME, endpoint=settings.otlp_endpoint)
     keys = settings.key_set
     verifier = token_verifier(settings, keys)
     timeout = settings.database_connect_timeout_seconds
@@ -123,6 +126,7 @@ def create_app(settings: QueryApiSettings) -> RequestContextMiddleware:
                 SMALL_ANSWER_OPT if settings.compression_minimum_bytes >= SMALL_ANSWER_MAX_BYTES else None
             ),
         ),
+        tracing=tracing,
     )
 
 

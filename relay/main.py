@@ -16,12 +16,14 @@ from relay.settings import RelaySettings
 from shared.http.health import DependencyCheck
 from shared.infrastructure import postgres
 from shared.observability.ops_server import serving_ops
+from shared.observability.tracing import start_tracing
 
 PROCESS_NAME = "relay"
 
 
 async def run_relay(settings: RelaySettings) -> None:
-    relay = Relay(settings)
+    tracing = start_tracing(PROCESS_NAME, endpoint=settings.otlp_endpoint)
+    relay = Relay(settings, tracing)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, relay.stop.set)
@@ -58,3 +60,5 @@ async def run_relay(settings: RelaySettings) -> None:
             await relay.run()
     finally:
         await postgres.close_pool(pool, timeout)
+        if tracing is not None:
+            tracing.provider.shutdown()  # exports the spans still buffered

@@ -22,6 +22,7 @@ from nats.js.errors import APIError, NoStreamResponseError
 
 from shared.eventsourcing.registry import EventRegistry
 from shared.eventsourcing.store import RecordedEvent
+from shared.observability.tracing import TRACEPARENT, Tracing
 
 PUBLISH_ATTEMPTS: Final = 3
 _log = structlog.get_logger("relay.publisher")
@@ -67,6 +68,7 @@ class EventPublisher:
     subject_prefix: str
     timeout_seconds: float = 5.0
     max_in_flight: int = 256
+    tracing: Tracing | None = None
 
     stop: asyncio.Event | None = None
 
@@ -99,6 +101,20 @@ class EventPublisher:
     async def _publish_one(self, event: RecordedEvent) -> bool:
         subject = self.subject(event)
         headers = event_headers(event)
+        if self.tracing is not None:
+            # A span of the publish, child of the command's; the message carries the span's context.
+            with self.tracing.span(
+                f"publish {event.event_type}",
+                parent=headers.get(TRACEPARENT),
+                kind="PRODUCER",
+                subject=subject,
+                event_id=str(event.event_id),
+            ):
+                headers[TRACEPARENT] = self.tracing.current_traceparent() or headers.get(TRACEPARENT, "")
+                return await self._send(subject, event, headers)
+        return await self._send(subject, event, headers)
+
+    async def _send(self, subject: str, event: RecordedEvent, headers: dict[str, str]) -> bool:
         for attempt in range(1, PUBLISH_ATTEMPTS + 1):
             if attempt > 1 and self.stop is not None and self.stop.is_set():
                 return False  # shutting down: the outbox keeps it for the next relay

@@ -28,14 +28,16 @@ from relay.publisher import EventPublisher
 from relay.settings import RelaySettings
 from shared.infrastructure.nats import NatsConnection
 from shared.messaging.jetstream import ensure_stream, stream_config_from
+from shared.observability.tracing import Tracing
 
 _log = structlog.get_logger("relay")
 MAX_BACKOFF_SECONDS = 5.0
 
 
 class Relay:
-    def __init__(self, settings: RelaySettings) -> None:
+    def __init__(self, settings: RelaySettings, tracing: Tracing | None = None) -> None:
         self.settings = settings
+        self.tracing = tracing
         self.stop = asyncio.Event()
         # Observability (read by the benchmark and tests): events acknowledged by
         # JetStream since start, and whether the relay waits with an empty outbox.
@@ -138,6 +140,7 @@ class Relay:
             subject_prefix=self.settings.nats_subject_prefix,
             timeout_seconds=self.settings.relay_publish_timeout_seconds,
             max_in_flight=self.settings.relay_max_in_flight,
+            tracing=self.tracing,
             stop=self.stop,
         )
 

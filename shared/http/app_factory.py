@@ -32,6 +32,7 @@ from shared.http.problems import (
 from shared.http.request_context import RequestContextMiddleware
 from shared.infrastructure.resources import Resources, open_resources
 from shared.observability.http_metrics import HttpMetrics
+from shared.observability.tracing import Tracing
 from shared.settings import HttpApiSettings
 
 API_VERSION = "1.0.0"
@@ -47,6 +48,15 @@ def token_verifier(settings: HttpApiSettings, keys: KeySet) -> AccessTokenVerifi
     )
 
 
+def _tracing_plugins(tracing: Tracing | None) -> list[Any]:
+    """litestar's OpenTelemetry plugin (a server span per request) when tracing is on."""
+    if tracing is None:
+        return []
+    from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin  # noqa: PLC0415
+
+    return [OpenTelemetryPlugin(OpenTelemetryConfig(tracer_provider=tracing.provider))]
+
+
 def create_http_app(
     *,
     title: str,
@@ -59,6 +69,7 @@ def create_http_app(
     keys: KeySet,
     state_lifespan: Callable[[Resources], AbstractAsyncContextManager[Mapping[str, Any]]] | None = None,
     compression: CompressionConfig | None = None,
+    tracing: Tracing | None = None,
 ) -> RequestContextMiddleware:
     """Build a litestar app with the parts every API has, wrapped for request context.
 
@@ -95,7 +106,7 @@ def create_http_app(
             *route_handlers,
         ],
         lifespan=[lifespan],
-        plugins=[problem_details_plugin()],
+        plugins=[problem_details_plugin(), *_tracing_plugins(tracing)],
         exception_handlers={
             Exception: unhandled_exception_to_response,
             **dict.fromkeys(DEPENDENCY_ERRORS, dependency_unavailable_to_response),

@@ -89,6 +89,9 @@ class CommonSettings(DatabaseSettings, frozen=True, kw_only=True):
     health_check_timeout_seconds: Seconds = 1.0
     # Where the relay and the projectors serve their health and metrics (each on its own port).
     ops_host: str = "127.0.0.1"
+    # OTLP/HTTP traces endpoint (e.g. http://collector:4318/v1/traces); unset: no tracing.
+    # Needs the `tracing` extra (`uv sync --extra tracing`).
+    otlp_endpoint: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -16,6 +16,7 @@ from projectors.service import run_projectors
 from projectors.settings import ProjectorSettings
 from relay.service import Relay
 from relay.settings import RelaySettings
+from shared.observability.tracing import Tracing
 from shared.settings import load_settings
 from tests.integration.relay.helpers import wait_until
 
@@ -23,8 +24,10 @@ __all__ = ["dry_run", "projected_versions", "running_projectors", "running_relay
 
 
 @contextlib.asynccontextmanager
-async def running_relay(environment: Mapping[str, str]) -> AsyncIterator[Relay]:
-    relay = Relay(load_settings(RelaySettings, environment))
+async def running_relay(
+    environment: Mapping[str, str], tracing: Tracing | None = None
+) -> AsyncIterator[Relay]:
+    relay = Relay(load_settings(RelaySettings, environment), tracing)
     task = asyncio.create_task(relay.run())
     try:
         yield relay
@@ -35,13 +38,13 @@ async def running_relay(environment: Mapping[str, str]) -> AsyncIterator[Relay]:
 
 @contextlib.asynccontextmanager
 async def running_projectors(
-    environment: Mapping[str, str], names: Sequence[str] = tuple(PROJECTIONS)
+    environment: Mapping[str, str], names: Sequence[str] = tuple(PROJECTIONS), tracing: Tracing | None = None
 ) -> AsyncIterator[list[ProjectionRunner]]:
     """The projections in this process; yields their runners once started."""
     settings = load_settings(ProjectorSettings, environment)
     stop = asyncio.Event()
     runners: list[ProjectionRunner] = []
-    task = asyncio.create_task(run_projectors(settings, names, stop, started=runners.extend))
+    task = asyncio.create_task(run_projectors(settings, names, stop, started=runners.extend, tracing=tracing))
     try:
         await wait_until(_started(runners, task, len(names)), 20, "the projectors start")
         yield runners
