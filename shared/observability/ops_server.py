@@ -111,7 +111,14 @@ class OpsServer:
         """Serve from a thread of its own; the probes run on the calling (running) loop."""
         self._loop = asyncio.get_running_loop()
         config = uvicorn.Config(
-            self.app(), host=self._host, port=self._port, log_config=None, access_log=False, lifespan="off"
+            self.app(),
+            host=self._host,
+            port=self._port,
+            # A plain asyncio loop in this thread: "auto" would install uvloop's policy process-wide.
+            loop="asyncio",
+            log_config=None,
+            access_log=False,
+            lifespan="off",
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name=f"{self._name}-ops", daemon=True)
@@ -121,10 +128,6 @@ class OpsServer:
             url=f"http://{self._host}:{self._port}",
             paths="/health/live /health/ready /metrics",
         )
-
-    @property
-    def started(self) -> bool:
-        return self._server is not None and self._server.started
 
     async def stop(self) -> None:
         if self._server is None or self._thread is None:

@@ -47,10 +47,6 @@ class RouteLimits:
         if limits.anonymous is not None:
             self._policy_headers[ANONYMOUS] = policy_header(ANONYMOUS, limits.anonymous)
 
-    @property
-    def route_class(self) -> RouteClass:
-        return self._class
-
     async def admit_principal(self, request: Request[Any, Any, Any], principal: Principal) -> None:
         """Count the request against the principal's tier; 429 (or 503) when it may not go on."""
         chosen = self._limits.for_tier(principal.tier)
