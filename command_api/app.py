@@ -28,6 +28,7 @@ from shared.auth.tokens import AccessTokenIssuer
 from shared.http.app_factory import create_http_app, token_verifier
 from shared.http.auth import Authenticator
 from shared.http.client_address import ClientAddresses
+from shared.http.openapi import document_routes
 from shared.http.request_context import RequestContextMiddleware
 from shared.infrastructure.api_key_store import ApiKeyStore
 from shared.infrastructure.event_store import PostgresEventStore
@@ -39,6 +40,13 @@ from shared.ratelimit.setup import open_rate_limiter, route_limits
 from shared.settings import load_settings
 
 PROCESS_NAME = "command-api"
+# What a command may answer besides the problems every route may give (docs/api.md, Errors).
+COMMAND_PROBLEMS = {
+    409: "Refused by the domain (insufficient funds, account closed, ...), a concurrent update after "
+    "the retries, or a request with the same Idempotency-Key still in flight.",
+    413: "The body is over CQRS_MAX_BODY_BYTES.",
+    415: "The body is not application/json.",
+}
 
 
 def _provide_runtime(state: State) -> CommandRuntime:
@@ -118,6 +126,7 @@ def create_app(settings: CommandApiSettings, tracing: Tracing | None = None) -> 
         )
         return {"command_runtime": commands, "identity_runtime": identity}
 
+    document_routes([*LEDGER_ROUTES, *IDENTITY_ROUTES], COMMAND_PROBLEMS)
     v1 = Router(
         path="/v1",
         route_handlers=[
@@ -128,7 +137,6 @@ def create_app(settings: CommandApiSettings, tracing: Tracing | None = None) -> 
             "runtime": Provide(_provide_runtime, sync_to_thread=False),
             "identity": Provide(_provide_identity, sync_to_thread=False),
         },
-        security=[{"BearerToken": []}, {"ApiKey": []}],
     )
     return create_http_app(
         title="CQRS platform: command API",

@@ -25,6 +25,7 @@ from shared.cache.tracking import TagTracking
 from shared.http.app_factory import create_http_app, token_verifier
 from shared.http.auth import Authenticator
 from shared.http.client_address import ClientAddresses
+from shared.http.openapi import document_routes
 from shared.http.request_context import RequestContextMiddleware
 from shared.infrastructure.api_key_store import ApiKeyStore
 from shared.infrastructure.redis import create_redis
@@ -103,11 +104,8 @@ def create_app(settings: QueryApiSettings, tracing: Tracing | None = None) -> Re
                 await tracking.close()
             await cache_redis.aclose()
 
-    v1 = Router(
-        path="/v1",
-        route_handlers=[me, projections, *ledger.ROUTES],
-        security=[{"BearerToken": []}, {"ApiKey": []}],
-    )
+    document_routes([me, projections, *ledger.ROUTES])
+    v1 = Router(path="/v1", route_handlers=[me, projections, *ledger.ROUTES])
     return create_http_app(
         title="CQRS platform: query API",
         description="Reads: read models served through a tag-invalidated cache, with consistency tokens.",

@@ -1,0 +1,77 @@
+"""Both OpenAPI 3.1 documents: every /v1 operation with its security and its problem answers, each with
+an example, and the security schemes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from command_api.app import create_app as create_command_app
+from command_api.settings import CommandApiSettings
+from devstack.ports import free_port
+from query_api.app import create_app as create_query_app
+from query_api.settings import QueryApiSettings
+
+PUBLIC = {"/v1/auth/register", "/v1/auth/login", "/v1/auth/refresh", "/v1/auth/logout"}
+
+
+def _unreachable() -> dict[str, Any]:
+    return {
+        "profile": "test",
+        "database_url": f"postgresql://postgres@127.0.0.1:{free_port()}/none",
+        "nats_urls": (f"nats://127.0.0.1:{free_port()}",),
+        "redis_url": f"redis://127.0.0.1:{free_port()}/0",
+        "database_connect_timeout_seconds": 0.5,
+        "nats_connect_timeout_seconds": 0.2,
+    }
+
+
+@pytest.fixture(params=["command", "query"])
+async def document(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, Any]]:
+    if request.param == "command":
+        app = create_command_app(CommandApiSettings(**_unreachable()))
+    else:
+        app = create_query_app(QueryApiSettings(**_unreachable()))
+    async with AsyncTestClient(app=app) as client:
+        yield (await client.get("/schema/openapi.json")).json()
+
+
+def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path, method, operation)
+        for path, methods in document["paths"].items()
+        if path.startswith("/v1/")
+        for method, operation in methods.items()
+    ]
+
+
+async def test_it_is_openapi_3_1_with_both_security_schemes(document: dict[str, Any]) -> None:
+    assert document["openapi"].startswith("3.1")
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["BearerToken"]["scheme"] == "bearer"
+    assert schemes["ApiKey"]["name"] == "X-API-Key"
+    assert operations(document)
+
+
+async def test_every_operation_says_how_it_is_authenticated(document: dict[str, Any]) -> None:
+    for path, method, operation in operations(document):
+        if path in PUBLIC:
+            assert not operation.get("security"), f"{method} {path} is public"
+        else:
+            assert operation["security"] == [{"BearerToken": []}, {"ApiKey": []}], f"{method} {path}"
+
+
+async def test_every_operation_lists_its_problem_answers_with_an_example(document: dict[str, Any]) -> None:
+    for path, method, operation in operations(document):
+        responses = operation["responses"]
+        assert any(status.startswith("2") for status in responses), f"{method} {path}: no success answer"
+        expected = {"400", "401", "422", "429", "503"} | ({"403", "404"} if path not in PUBLIC else set())
+        assert expected <= set(responses), f"{method} {path}: {sorted(responses)}"
+        for status in expected:
+            content = responses[status]["content"]["application/problem+json"]
+            assert content["schema"] == {"$ref": "#/components/schemas/Problem"}
+            (example,) = content["examples"].values()
+            assert example["value"]["status"] == int(status)
