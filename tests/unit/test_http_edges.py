@@ -15,27 +15,16 @@ from litestar.testing import AsyncTestClient
 
 from command_api.app import create_app as create_command_app
 from command_api.settings import CommandApiSettings
-from devstack.ports import free_port
 from query_api.app import create_app as create_query_app
 from query_api.settings import QueryApiSettings
 from tests.support.tokens import bearer, mint
+from tests.support.unreachable import unreachable_settings
 
 AppFactory = Callable[[], Any]
 
 
 def _unreachable() -> dict[str, Any]:
-    # Free ports nobody listens on: every dependency is down.
-    return {
-        "profile": "test",
-        "database_url": f"postgresql://postgres@127.0.0.1:{free_port()}/none",
-        "nats_urls": (f"nats://127.0.0.1:{free_port()}",),
-        "redis_url": f"redis://127.0.0.1:{free_port()}/0",
-        "database_connect_timeout_seconds": 0.5,
-        "nats_connect_timeout_seconds": 0.2,
-        "redis_timeout_seconds": 0.2,
-        "health_check_timeout_seconds": 1.0,
-        "max_body_bytes": 1024,
-    }
+    return {**unreachable_settings(), "max_body_bytes": 1024}
 
 
 @pytest.fixture(params=["command", "query"])

@@ -11,30 +11,19 @@ from litestar.testing import AsyncTestClient
 
 from command_api.app import create_app as create_command_app
 from command_api.settings import CommandApiSettings
-from devstack.ports import free_port
 from query_api.app import create_app as create_query_app
 from query_api.settings import QueryApiSettings
+from tests.support.unreachable import unreachable_settings
 
 PUBLIC = {"/v1/auth/register", "/v1/auth/login", "/v1/auth/refresh", "/v1/auth/logout"}
-
-
-def _unreachable() -> dict[str, Any]:
-    return {
-        "profile": "test",
-        "database_url": f"postgresql://postgres@127.0.0.1:{free_port()}/none",
-        "nats_urls": (f"nats://127.0.0.1:{free_port()}",),
-        "redis_url": f"redis://127.0.0.1:{free_port()}/0",
-        "database_connect_timeout_seconds": 0.5,
-        "nats_connect_timeout_seconds": 0.2,
-    }
 
 
 @pytest.fixture(params=["command", "query"])
 async def document(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, Any]]:
     if request.param == "command":
-        app = create_command_app(CommandApiSettings(**_unreachable()))
+        app = create_command_app(CommandApiSettings(**unreachable_settings()))
     else:
-        app = create_query_app(QueryApiSettings(**_unreachable()))
+        app = create_query_app(QueryApiSettings(**unreachable_settings()))
     async with AsyncTestClient(app=app) as client:
         yield (await client.get("/schema/openapi.json")).json()
 

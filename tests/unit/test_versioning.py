@@ -12,11 +12,11 @@ from litestar import Router, get
 from litestar.params import FromPath
 from litestar.testing import AsyncTestClient
 
-from devstack.ports import free_port
 from shared.http.app_factory import create_http_app
 from shared.http.problems import problem
 from shared.http.versioning import Deprecation, deprecated_route
 from shared.settings import HttpApiSettings
+from tests.support.unreachable import unreachable_settings
 
 DEPRECATED = Deprecation(
     since=datetime(2027, 1, 1, tzinfo=UTC),
@@ -39,14 +39,7 @@ def thing_v2(thing_id: FromPath[UUID]) -> dict[str, Any]:
 
 @pytest.fixture
 async def client() -> AsyncIterator[AsyncTestClient[Any]]:
-    settings = HttpApiSettings(
-        profile="test",
-        database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/none",
-        nats_urls=(f"nats://127.0.0.1:{free_port()}",),
-        redis_url=f"redis://127.0.0.1:{free_port()}/0",
-        database_connect_timeout_seconds=0.5,
-        nats_connect_timeout_seconds=0.2,
-    )
+    settings = HttpApiSettings(**unreachable_settings())
     app = create_http_app(
         title="versions",
         description="",
