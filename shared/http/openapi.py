@@ -1,5 +1,9 @@
 """What the OpenAPI documents say of every `/v1` route beyond its own decorator.
 
+- Its request body: the routes read their bodies themselves (msgspec, with
+  problems naming the field), so litestar cannot see them; a route names its
+  body type in `opt={REQUEST_BODY: T}`, and the documents get T's schema.
+
 - Every problem answer a route can give, as `application/problem+json` with
   an example: the ones any route may answer (bad input, authentication, rate
   limits, a dependency down) and the ones its API adds (a command's refusals).
@@ -12,17 +16,28 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Example
+from litestar.openapi.spec import (
+    Example,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    Reference,
+    RequestBody,
+    Schema,
+)
 
 from shared.http.problems import PROBLEM_MEDIA_TYPE
 
 SECURED: Final[list[dict[str, list[str]]]] = [{"BearerToken": []}, {"ApiKey": []}]
+REQUEST_BODY: Final = "request_body"  # the opt key naming a route's body type
+SCHEMA_REF: Final = "#/components/schemas/{name}"
 
 
 class Problem(msgspec.Struct, kw_only=True):
@@ -65,9 +80,11 @@ def problem_response(status: int, description: str) -> ResponseSpec:
 def document_routes(
     handlers: Sequence[HTTPRouteHandler], extra_problems: Mapping[int, str] | None = None
 ) -> None:
-    """Give each route handler its problem answers and its security, in place, before any router
+    """Give each route handler its body, problem answers and security, in place, before any router
     takes it (litestar copies a handler when a router registers it). Safe to repeat."""
     for handler in handlers:
+        if REQUEST_BODY in handler.opt:
+            handler.operation_class = _operation_with_body(handler.opt[REQUEST_BODY])
         public = handler.security == []
         problems = {
             **COMMON_PROBLEMS,
@@ -81,3 +98,64 @@ def document_routes(
         }
         if not public:
             handler.security = SECURED
+
+
+def body_schema(body: type[msgspec.Struct]) -> Schema | Reference:
+    """The JSON schema msgspec makes of a body type, inline, as litestar's objects.
+
+    Inline because litestar rebuilds the components from what it generated itself; the bodies are
+    flat Structs, so nothing in them refers elsewhere (tests/unit/test_openapi.py resolves every $ref).
+    """
+    _, components = msgspec.json.schema_components([body], ref_template=SCHEMA_REF)
+    return _schema(components[body.__name__])
+
+
+def _operation_with_body(body: type[msgspec.Struct]) -> type[Operation]:
+    schema = body_schema(body)
+
+    @dataclass
+    class WithBody(Operation):
+        def __post_init__(self) -> None:
+            self.request_body = RequestBody(
+                content={"application/json": OpenAPIMediaType(schema=schema)}, required=True
+            )
+
+    return WithBody
+
+
+_KEYWORDS: Final = {
+    "anyOf": "any_of",
+    "oneOf": "one_of",
+    "allOf": "all_of",
+    "minLength": "min_length",
+    "maxLength": "max_length",
+    "minItems": "min_items",
+    "maxItems": "max_items",
+    "uniqueItems": "unique_items",
+    "exclusiveMinimum": "exclusive_minimum",
+    "exclusiveMaximum": "exclusive_maximum",
+    "multipleOf": "multiple_of",
+    "additionalProperties": "additional_properties",
+}
+
+
+def _schema(schema: Mapping[str, Any]) -> Schema | Reference:
+    """msgspec's JSON schema as litestar's objects (a keyword litestar lacks fails loudly)."""
+    if "$ref" in schema:
+        return Reference(ref=schema["$ref"])
+    fields: dict[str, Any] = {}
+    for key, value in schema.items():
+        fields[_KEYWORDS.get(key, key)] = _converted(key, value)
+    return Schema(**fields)
+
+
+def _converted(key: str, value: Any) -> Any:
+    if key == "properties":
+        return {name: _schema(item) for name, item in value.items()}
+    if key in ("anyOf", "oneOf", "allOf"):
+        return [_schema(item) for item in value]
+    if key == "items" or (key == "additionalProperties" and isinstance(value, dict)):
+        return _schema(value)
+    if key == "type":
+        return [OpenAPIType(item) for item in value] if isinstance(value, list) else OpenAPIType(value)
+    return value

@@ -64,3 +64,32 @@ async def test_every_operation_lists_its_problem_answers_with_an_example(documen
             assert content["schema"] == {"$ref": "#/components/schemas/Problem"}
             (example,) = content["examples"].values()
             assert example["value"]["status"] == int(status)
+
+
+def refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [node["$ref"]] if "$ref" in node else [ref for value in node.values() for ref in refs(value)]
+    if isinstance(node, list):
+        return [ref for value in node for ref in refs(value)]
+    return []
+
+
+async def test_every_reference_resolves(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    for ref in refs(document["paths"]):
+        assert ref.removeprefix("#/components/schemas/") in schemas, ref
+
+
+async def test_every_command_documents_its_body(document: dict[str, Any]) -> None:
+    posts = [(path, op) for path, method, op in operations(document) if method == "post"]
+    if "query API" in document["info"]["title"]:
+        assert posts == []  # reads only
+        return
+    for path, operation in posts:
+        body = operation["requestBody"]["content"]["application/json"]["schema"]
+        assert body["type"] == "object", path
+        assert body.get("additionalProperties") is False, f"{path}: unknown fields are refused (422)"
+    deposit = next(op for path, op in posts if path.endswith("/deposits"))
+    schema = deposit["requestBody"]["content"]["application/json"]["schema"]
+    assert set(schema["required"]) == {"amount", "reference"}
+    assert schema["properties"]["amount"]["exclusiveMinimum"] == 0

@@ -23,6 +23,7 @@ from contexts.identity.commands import IssueApiKey, RevokeApiKey
 from contexts.identity.decider import User
 from shared.auth.api_keys import generate_api_key
 from shared.auth.principal import Principal
+from shared.http.openapi import REQUEST_BODY
 
 _decoder = msgspec.json.Decoder(CreateApiKeyBody)
 _empty = msgspec.json.Decoder(EmptyBody)
@@ -75,7 +76,12 @@ def creation_plan(body: CreateApiKeyBody, principal: Principal) -> Plan:
 
 
 @post(
-    "/api-keys", status_code=201, summary="Create an API key", operation_id="createApiKey", tags=["identity"]
+    "/api-keys",
+    opt={REQUEST_BODY: CreateApiKeyBody},
+    status_code=201,
+    summary="Create an API key",
+    operation_id="createApiKey",
+    tags=["identity"],
 )
 async def create_api_key(
     request: Request[Any, Any, Any], identity: NamedDependency[IdentityRuntime]

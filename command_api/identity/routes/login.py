@@ -18,6 +18,7 @@ from contexts.identity.decider import User
 from contexts.identity.emails import normalise_email
 from shared.auth.passwords import PasswordCheckBusy
 from shared.http.auth import REALM
+from shared.http.openapi import REQUEST_BODY
 
 _decoder = msgspec.json.Decoder(LoginBody)
 _json = msgspec.json.Encoder()
@@ -25,7 +26,14 @@ _json = msgspec.json.Encoder()
 NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-@post("/auth/login", status_code=200, summary="Log in", operation_id="login", security=[])
+@post(
+    "/auth/login",
+    opt={REQUEST_BODY: LoginBody},
+    status_code=200,
+    summary="Log in",
+    operation_id="login",
+    security=[],
+)
 async def login(
     request: Request[Any, Any, Any], identity: NamedDependency[IdentityRuntime]
 ) -> Response[bytes]:

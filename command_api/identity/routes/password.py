@@ -14,11 +14,18 @@ from command_api.identity.bodies import ChangePasswordBody
 from command_api.identity.password_rule import refuse_weak_password
 from command_api.identity.runtime import IdentityRuntime
 from shared.http.auth import REALM
+from shared.http.openapi import REQUEST_BODY
 
 _decoder = msgspec.json.Decoder(ChangePasswordBody)
 
 
-@post("/auth/password", status_code=204, summary="Change the password", operation_id="changePassword")
+@post(
+    "/auth/password",
+    opt={REQUEST_BODY: ChangePasswordBody},
+    status_code=204,
+    summary="Change the password",
+    operation_id="changePassword",
+)
 async def change_password(
     request: Request[Any, Any, Any], identity: NamedDependency[IdentityRuntime]
 ) -> Response[None]:

@@ -15,11 +15,19 @@ from command_api.identity.routes.login import token_response
 from command_api.identity.runtime import IdentityRuntime
 from command_api.identity.sessions import RefreshRefused
 from shared.http.auth import REALM
+from shared.http.openapi import REQUEST_BODY
 
 _decoder = msgspec.json.Decoder(RefreshBody)
 
 
-@post("/auth/refresh", status_code=200, summary="Renew tokens", operation_id="refresh", security=[])
+@post(
+    "/auth/refresh",
+    opt={REQUEST_BODY: RefreshBody},
+    status_code=200,
+    summary="Renew tokens",
+    operation_id="refresh",
+    security=[],
+)
 async def refresh(
     request: Request[Any, Any, Any], identity: NamedDependency[IdentityRuntime]
 ) -> Response[bytes]:
@@ -35,7 +43,14 @@ async def refresh(
     return token_response(identity, renewal.user, renewal.refresh_token)
 
 
-@post("/auth/logout", status_code=204, summary="Log out", operation_id="logout", security=[])
+@post(
+    "/auth/logout",
+    opt={REQUEST_BODY: RefreshBody},
+    status_code=204,
+    summary="Log out",
+    operation_id="logout",
+    security=[],
+)
 async def logout(
     request: Request[Any, Any, Any], identity: NamedDependency[IdentityRuntime]
 ) -> Response[None]:

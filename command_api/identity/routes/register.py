@@ -14,12 +14,20 @@ from command_api.identity.password_rule import refuse_weak_password
 from command_api.identity.registration import registration_plan
 from command_api.identity.runtime import IdentityRuntime
 from command_api.runtime import ANONYMOUS
+from shared.http.openapi import REQUEST_BODY
 
 _decoder = msgspec.json.Decoder(RegisterBody)
 _json = msgspec.json.Encoder()
 
 
-@post("/auth/register", status_code=201, summary="Register a user", operation_id="register", security=[])
+@post(
+    "/auth/register",
+    opt={REQUEST_BODY: RegisterBody},
+    status_code=201,
+    summary="Register a user",
+    operation_id="register",
+    security=[],
+)
 async def register(
     request: Request[Any, Any, Any], identity: NamedDependency[IdentityRuntime]
 ) -> Response[bytes]:

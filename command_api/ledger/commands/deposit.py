@@ -14,12 +14,17 @@ from command_api.ledger.bodies import EntryBody
 from command_api.ledger.commands.entries import plan_entry
 from command_api.runtime import CommandRuntime
 from contexts.ledger.commands import Deposit
+from shared.http.openapi import REQUEST_BODY
 
 _decoder = msgspec.json.Decoder(EntryBody)
 
 
 @post(
-    "/accounts/{account_id:uuid}/deposits", status_code=201, summary="Deposit money", operation_id="deposit"
+    "/accounts/{account_id:uuid}/deposits",
+    opt={REQUEST_BODY: EntryBody},
+    status_code=201,
+    summary="Deposit money",
+    operation_id="deposit",
 )
 async def deposit(
     request: Request[Any, Any, Any],

@@ -21,6 +21,7 @@ from contexts.ledger import decider
 from contexts.ledger.commands import OpenAccount
 from shared.auth.principal import Principal
 from shared.eventsourcing.store import StreamState
+from shared.http.openapi import REQUEST_BODY
 
 _decoder = msgspec.json.Decoder(OpenAccountBody)
 
@@ -48,7 +49,13 @@ def plan(body: OpenAccountBody, principal: Principal) -> Plan:
     return [account_id], decide
 
 
-@post("/accounts", status_code=201, summary="Open an account", operation_id="openAccount")
+@post(
+    "/accounts",
+    opt={REQUEST_BODY: OpenAccountBody},
+    status_code=201,
+    summary="Open an account",
+    operation_id="openAccount",
+)
 async def open_account(
     request: Request[Any, Any, Any],
     runtime: NamedDependency[CommandRuntime],

@@ -21,6 +21,7 @@ from contexts.ledger import decider
 from contexts.ledger.commands import Transfer
 from shared.auth.principal import Principal
 from shared.eventsourcing.store import StreamState
+from shared.http.openapi import REQUEST_BODY
 
 _decoder = msgspec.json.Decoder(TransferBody)
 
@@ -65,7 +66,13 @@ def plan(body: TransferBody, principal: Principal) -> Plan:
     return [source_id, target_id], decide
 
 
-@post("/transfers", status_code=201, summary="Transfer money between accounts", operation_id="transfer")
+@post(
+    "/transfers",
+    opt={REQUEST_BODY: TransferBody},
+    status_code=201,
+    summary="Transfer money between accounts",
+    operation_id="transfer",
+)
 async def transfer(
     request: Request[Any, Any, Any],
     runtime: NamedDependency[CommandRuntime],

@@ -14,12 +14,14 @@ from command_api.ledger.bodies import EntryBody
 from command_api.ledger.commands.entries import plan_entry
 from command_api.runtime import CommandRuntime
 from contexts.ledger.commands import Withdraw
+from shared.http.openapi import REQUEST_BODY
 
 _decoder = msgspec.json.Decoder(EntryBody)
 
 
 @post(
     "/accounts/{account_id:uuid}/withdrawals",
+    opt={REQUEST_BODY: EntryBody},
     status_code=201,
     summary="Withdraw money",
     operation_id="withdraw",
