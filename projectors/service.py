@@ -14,7 +14,7 @@ from projectors.runner import ProjectionRunner
 from projectors.settings import ProjectorSettings
 from shared.cache.tags import TagAnnouncer
 from shared.infrastructure.resources import open_resources
-from shared.observability.ops_server import serving_ops
+from shared.observability.ops_server import OpsServer
 from shared.observability.tracing import Tracing
 
 PROCESS_NAME = "projector"
@@ -60,14 +60,14 @@ async def run_projectors(
         async def lag() -> dict[str, Any]:
             return await projections_lag(resources.pool, [cls.name for cls in classes], timeout)
 
-        async with serving_ops(
+        async with OpsServer(
             name=PROCESS_NAME,
             host=settings.ops_host,
             port=settings.projector_ops_port,
             checks=lambda: resources.dependency_checks(("postgres", "nats", "redis")),
             lag=lag,
             timeout_seconds=settings.health_check_timeout_seconds,
-        ):
+        ).serving():
             await asyncio.gather(*(_run_or_stop_all(runner, stop) for runner in runners))
     return runners
 

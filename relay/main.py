@@ -15,7 +15,7 @@ from relay.service import Relay
 from relay.settings import RelaySettings
 from shared.http.health import DependencyCheck
 from shared.infrastructure import postgres
-from shared.observability.ops_server import serving_ops
+from shared.observability.ops_server import OpsServer
 from shared.observability.tracing import start_tracing
 
 PROCESS_NAME = "relay"
@@ -49,14 +49,14 @@ async def run_relay(settings: RelaySettings) -> None:
         return {**await outbox_lag(pool, timeout), "active": relay.active}
 
     try:
-        async with serving_ops(
+        async with OpsServer(
             name=PROCESS_NAME,
             host=settings.ops_host,
             port=settings.relay_ops_port,
             checks=checks,
             lag=lag,
             timeout_seconds=settings.health_check_timeout_seconds,
-        ):
+        ).serving():
             await relay.run()
     finally:
         await postgres.close_pool(pool, timeout)

@@ -107,6 +107,21 @@ class OpsServer:
             future.cancel()
             raise
 
+    @contextlib.asynccontextmanager
+    async def serving(self, sample_seconds: float = SAMPLE_SECONDS) -> AsyncIterator[None]:
+        """The endpoints while the block runs (none when the port is 0), and the lag sampled
+        meanwhile, so that the gauges it sets are fresh for a scrape."""
+        sampler = asyncio.create_task(_sample(self._lag, sample_seconds), name=f"{self._name}-lag-sampler")
+        if self._port:
+            self.start()
+        try:
+            yield
+        finally:
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
+            await self.stop()
+
     def start(self) -> None:
         """Serve from a thread of its own; the probes run on the calling (running) loop."""
         self._loop = asyncio.get_running_loop()
@@ -134,36 +149,6 @@ class OpsServer:
             return
         self._server.should_exit = True
         await asyncio.to_thread(self._thread.join, STOP_SECONDS)
-
-
-@contextlib.asynccontextmanager
-async def serving_ops(
-    *,
-    name: str,
-    host: str,
-    port: int,
-    checks: Callable[[], Sequence[DependencyCheck]],
-    lag: LagReport,
-    timeout_seconds: float,
-    sample_seconds: float = SAMPLE_SECONDS,
-) -> AsyncIterator[OpsServer | None]:
-    """The ops endpoints on `port` (none when 0), and `lag` sampled meanwhile, so that the
-    gauges it sets are fresh for a scrape."""
-    sampler = asyncio.create_task(_sample(lag, sample_seconds), name=f"{name}-lag-sampler")
-    server = None
-    if port:
-        server = OpsServer(
-            name=name, host=host, port=port, checks=checks, lag=lag, timeout_seconds=timeout_seconds
-        )
-        server.start()
-    try:
-        yield server
-    finally:
-        sampler.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sampler
-        if server is not None:
-            await server.stop()
 
 
 async def _sample(lag: LagReport, every_seconds: float) -> None:
