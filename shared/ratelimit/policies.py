@@ -104,11 +104,16 @@ def policy_header(name: str, policy: Policy) -> bytes:
     return f'"{name}";q={policy.quota};w={_number(policy.window_seconds)}'.encode()
 
 
+def _whole_seconds(seconds: float) -> int:
+    # Rounded up, but not past float noise: a 120 s wait computed as 120.0000000000009 is 120.
+    return math.ceil(seconds - 1e-6)
+
+
 def limit_header(name: str, remaining: int, reset_seconds: float) -> bytes:
     """The `RateLimit` value: what is left and the whole seconds until all of it is back."""
-    return f'"{name}";r={max(0, remaining)};t={max(0, math.ceil(reset_seconds))}'.encode()
+    return f'"{name}";r={max(0, remaining)};t={max(0, _whole_seconds(reset_seconds))}'.encode()
 
 
 def retry_after(wait_seconds: float) -> str:
     """`Retry-After` in whole seconds, never 0: a client told 0 would retry at once and be refused."""
-    return str(max(1, math.ceil(wait_seconds)))
+    return str(max(1, _whole_seconds(wait_seconds)))
