@@ -7,12 +7,15 @@ contextvars, bound at the start of each request or message.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 from typing import Any, TextIO
 
 import msgspec
 import structlog
+from structlog.processors import ExceptionRenderer
+from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import Processor
 
 _LEVELS = {
@@ -35,6 +38,12 @@ def wants_json(log_format: str, stream: TextIO) -> bool:
     return log_format == "json"
 
 
+def _console_tracebacks() -> structlog.typing.ExceptionRenderer:
+    if importlib.util.find_spec("rich") is None:
+        return structlog.dev.plain_traceback
+    return structlog.dev.RichTracebackFormatter(show_locals=False)
+
+
 def configure_logging(level: str = "info", log_format: str = "auto", stream: TextIO | None = None) -> None:
     """Configure structlog and the stdlib root logger once, at process start."""
     out = stream if stream is not None else sys.stderr
@@ -46,12 +55,13 @@ def configure_logging(level: str = "info", log_format: str = "auto", stream: Tex
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
     ]
+    # A traceback's local variables hold request headers, passwords and tokens: never logged.
     renderer: Processor
     if as_json:
-        shared.append(structlog.processors.dict_tracebacks)
+        shared.append(ExceptionRenderer(ExceptionDictTransformer(show_locals=False)))
         renderer = structlog.processors.JSONRenderer(serializer=_serialize)
     else:
-        renderer = structlog.dev.ConsoleRenderer()
+        renderer = structlog.dev.ConsoleRenderer(exception_formatter=_console_tracebacks())
 
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -73,3 +74,26 @@ def test_the_level_filters_lower_lines() -> None:
     configure_logging("warning", "json", stream=out)
     structlog.get_logger("test").info("quiet")
     assert out.getvalue() == ""
+
+
+def _fail_holding(secret: str) -> None:
+    password = secret  # a local the traceback must not show
+    raise ValueError("refused " + str(len(password)))
+
+
+@pytest.mark.parametrize(("stream", "log_format"), [(io.StringIO, "json"), (_Terminal, "console")])
+def test_a_traceback_shows_where_not_what_the_variables_held(
+    stream: type[io.StringIO], log_format: str
+) -> None:
+    """Locals hold passwords, tokens and request headers: a logged exception keeps them out."""
+    out = stream()
+    configure_logging("info", log_format, stream=out)
+    secret = f"secret-{uuid.uuid4().hex}"  # made at run time: rich shows source lines, rightly
+    try:
+        _fail_holding(secret)
+    except ValueError:
+        structlog.get_logger("test").exception("unhandled error")
+    text = out.getvalue()
+    assert "_fail_holding" in text  # the traceback is there
+    assert "ValueError" in text
+    assert secret not in text
