@@ -37,6 +37,7 @@ MAX_LENGTH: Final = 128
 # zxcvbn's scale: 0 too guessable ... 4 very unguessable; 3 resists an offline
 # attack on a slow hash for years.
 MIN_SCORE: Final = 3
+ZXCVBN_MAX_LENGTH: Final = 72
 # The lowest priority Linux gives a thread; idle CPU still goes to it in full.
 HASHING_NICENESS: Final = 19
 
@@ -57,8 +58,12 @@ def password_problems(password: str, *, user_inputs: tuple[str, ...] = ()) -> li
         return [f"use at least {MIN_LENGTH} characters"]
     if len(password) > MAX_LENGTH:
         return [f"use at most {MAX_LENGTH} characters"]
-    # zxcvbn judges the first 100 characters; the rest cannot make a password weaker.
-    result = zxcvbn(password[:100], user_inputs=[value for value in user_inputs if value])
+    # zxcvbn refuses to judge more than 72 characters (it raises); the rest cannot make a password
+    # weaker, so the first 72 are judged.
+    judged = password[:ZXCVBN_MAX_LENGTH]
+    result = zxcvbn(
+        judged, user_inputs=[value for value in user_inputs if value], max_length=ZXCVBN_MAX_LENGTH
+    )
     if result["score"] >= MIN_SCORE:
         return []
     feedback = result.get("feedback", {})

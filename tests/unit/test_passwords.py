@@ -98,8 +98,8 @@ async def test_hashing_runs_at_the_lowest_cpu_priority() -> None:
 
 @pytest.mark.parametrize(
     "password",
-    ["short1!", "password1234", "aaaaaaaaaaaaaaaa", "alice.smith2024", "x" * 129],
-    ids=["too-short", "common", "repeated", "contains-name", "too-long"],
+    ["short1!", "password1234", "aaaaaaaaaaaaaaaa", "alice.smith2024", "x" * 129, "0" * 127],
+    ids=["too-short", "common", "repeated", "contains-name", "too-long", "long-but-repeated"],
 )
 def test_weak_passwords_are_refused_with_a_reason(password: str) -> None:
     """Short, common, repetitive, personal or overlong passwords get at least one reason."""
@@ -109,3 +109,8 @@ def test_weak_passwords_are_refused_with_a_reason(password: str) -> None:
 def test_a_strong_passphrase_is_accepted() -> None:
     """A long, unguessable passphrase passes."""
     assert password_problems("correct horse battery staple", user_inputs=("alice",)) == []
+
+
+def test_a_long_passphrase_is_judged_too() -> None:
+    """Up to the 128-character limit, also past the 72 zxcvbn itself takes."""
+    assert password_problems("correct horse battery staple " * 4, user_inputs=("alice",)) == []
