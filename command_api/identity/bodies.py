@@ -7,8 +7,9 @@ from typing import Annotated
 import msgspec
 
 from shared.auth.passwords import MAX_LENGTH
+from shared.http.text import EMAIL, printable
 
-Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
+Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=EMAIL)]
 # The strength rule is checked after decoding (422 with advice); this only bounds the work.
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_LENGTH)]
 RefreshToken = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -17,7 +18,7 @@ RefreshToken = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 class RegisterBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     email: Email
     password: Password
-    display_name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    display_name: Annotated[str, printable(max_length=100)]
 
 
 class LoginBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -35,9 +36,9 @@ class ChangePasswordBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
 
 
 class CreateApiKeyBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    name: Annotated[str, printable(max_length=100)]
     scopes: Annotated[list[str], msgspec.Meta(min_length=1, max_length=10)]
 
 
 class RoleBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    role: Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
+    role: Annotated[str, printable(max_length=50)]

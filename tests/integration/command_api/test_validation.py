@@ -216,6 +216,8 @@ async def test_a_rejected_request_with_a_key_stores_neither_events_nor_a_record(
         pytest.param({"currency": "EURO", "name": "x"}, "currency", id="four-letter-currency"),
         pytest.param({"currency": "EUR", "name": ""}, "name", id="empty-name"),
         pytest.param({"currency": "EUR"}, "name", id="missing-name"),
+        pytest.param({"currency": "EUR", "name": "a\u0000b"}, "name", id="nul-in-name"),
+        pytest.param({"currency": "EUR", "name": "tab\there"}, "name", id="control-in-name"),
     ],
 )
 async def test_a_bad_open_account_body_is_422_naming_the_field(
@@ -239,6 +241,22 @@ async def test_an_empty_reference_is_422(client: httpx.AsyncClient, alice: User,
 
     problem = assert_problem(response, 422)
     assert problem["errors"][0]["field"] == "reference", problem
+
+
+async def test_a_nul_in_a_reference_is_422_and_stores_nothing(
+    client: httpx.AsyncClient, db: asyncpg.Connection, alice: User, account_id: str
+) -> None:
+    """PostgreSQL cannot store a NUL: refused at the edge, not a 500 at the write."""
+    before = await table_counts(db)
+    response = await client.post(
+        f"/v1/accounts/{account_id}/deposits",
+        json={"amount": 1, "reference": "r\u0000"},
+        headers=alice.headers,
+    )
+
+    problem = assert_problem(response, 422)
+    assert problem["errors"][0]["field"] == "reference", problem
+    assert await table_counts(db) == before
 
 
 async def test_a_deployment_requiring_keys_refuses_a_command_without_one(
