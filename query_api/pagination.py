@@ -21,6 +21,7 @@ from typing import Any, Final
 import msgspec
 from litestar.plugins.problem_details import ProblemDetailsException
 
+from shared.http.openapi import QueryParameter
 from shared.http.problems import VALIDATION_TYPE, problem
 
 DEFAULT_LIMIT: Final = 50
@@ -28,6 +29,16 @@ MAX_LIMIT: Final = 500
 # Far above any cursor this API makes: a longer one is refused before any work.
 MAX_CURSOR_CHARS: Final = 1024
 _LIMIT: Final = re.compile(r"[1-9][0-9]{0,2}")
+LIMIT_PARAMETER: Final = QueryParameter(
+    "limit",
+    f"Items per page (default {DEFAULT_LIMIT}).",
+    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+)
+CURSOR_PARAMETER: Final = QueryParameter(
+    "cursor",
+    "The `next_cursor` of the previous page, as it was given (signed: an altered one is refused).",
+    {"type": "string", "maxLength": MAX_CURSOR_CHARS},
+)
 _json = msgspec.json.Encoder()
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 from litestar import Request, Response, get
 
 from query_api.runtime import runtime_of
+from shared.http.openapi import ANSWER
 from shared.http.problems import problem
 from shared.projections.status import read_statuses
 
@@ -16,6 +17,17 @@ _json = msgspec.json.Encoder()
 
 
 class ProjectionAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    example: ClassVar[dict[str, Any]] = {
+        "name": "accounts",
+        "checkpoint": 48211,
+        "pending": 3,
+        "lag_seconds": 0.042,
+        "status": "running",
+        "halted_reason": None,
+        "dead_letters": 0,
+        "last_event_at": "2026-11-24T17:42:10Z",
+    }
+
     name: str
     # The highest global position applied.
     checkpoint: int
@@ -29,6 +41,8 @@ class ProjectionAnswer(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ProjectionsAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    example: ClassVar[dict[str, Any]] = {"items": [ProjectionAnswer.example]}
+
     items: list[ProjectionAnswer]
 
 
@@ -37,6 +51,7 @@ class ProjectionsAnswer(msgspec.Struct, frozen=True, kw_only=True):
     summary="Projection status (admin)",
     operation_id="getProjections",
     tags=["operations"],
+    opt={ANSWER: ProjectionsAnswer},
 )
 async def projections(request: Request[Any, Any, Any]) -> Response[bytes]:
     runtime = runtime_of(request)

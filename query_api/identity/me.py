@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 from uuid import UUID
 
 import msgspec
@@ -12,6 +12,7 @@ from litestar import Request, get
 from query_api.answers import JsonAnswer, cached_answer
 from query_api.pagination import query_values
 from query_api.runtime import runtime_of
+from shared.http.openapi import ANSWER
 from shared.http.problems import problem
 
 _ME: Final = "SELECT user_id, email, display_name, roles, created_at FROM read.users WHERE user_id = $1"
@@ -19,6 +20,14 @@ _json = msgspec.json.Encoder()
 
 
 class UserAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    example: ClassVar[dict[str, Any]] = {
+        "user_id": "0192f5e1-2b3c-7d4e-8f5a-6b7c8d9e0f1a",
+        "email": "ada@example.com",
+        "display_name": "Ada",
+        "roles": ["user"],
+        "created_at": "2026-11-02T09:14:31Z",
+    }
+
     user_id: UUID
     email: str
     display_name: str
@@ -26,7 +35,13 @@ class UserAnswer(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
 
 
-@get("/users/me", summary="The caller's user", operation_id="getMe", tags=["identity"])
+@get(
+    "/users/me",
+    summary="The caller's user",
+    operation_id="getMe",
+    tags=["identity"],
+    opt={ANSWER: UserAnswer},
+)
 async def me(request: Request[Any, Any, Any]) -> JsonAnswer:
     runtime = runtime_of(request)
     principal = await runtime.authenticator.authenticate(request)

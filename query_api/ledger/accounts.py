@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 from uuid import UUID
 
 import asyncpg
@@ -18,10 +18,18 @@ from litestar.params import FromPath
 
 from query_api.answers import SMALL_ANSWER_OPT, JsonAnswer, cached_answer
 from query_api.ledger.account_list import ACCOUNT_COLUMNS, AccountListQuery, list_sql
-from query_api.pagination import invalid, parse_limit, parse_sort, query_values
+from query_api.pagination import (
+    CURSOR_PARAMETER,
+    LIMIT_PARAMETER,
+    invalid,
+    parse_limit,
+    parse_sort,
+    query_values,
+)
 from query_api.runtime import runtime_of
 from shared.auth.principal import LEDGER_READ, Principal
 from shared.cache.tags import projection_tag
+from shared.http.openapi import ANSWER, PARAMETERS, QueryParameter
 from shared.http.problems import problem
 from shared.infrastructure.postgres import Connection
 
@@ -30,15 +38,45 @@ PROJECTION: Final = "accounts"
 JSON: Final = msgspec.json.Encoder()
 
 _ONE: Final = f"SELECT {ACCOUNT_COLUMNS} FROM read.accounts WHERE account_id = $1"  # noqa: S608 - constants
-_LIST_PARAMETERS: Final = frozenset({"status", "currency", "sort", "limit", "cursor", "owner_id"})
+ACCEPTED_LIST_PARAMETERS: Final = frozenset({"status", "currency", "sort", "limit", "cursor", "owner_id"})
 # Public sort field -> column; the only names that ever reach the SQL text.
 SORTS: Final = {"opened_at": "opened_at", "name": "name", "balance": "balance", "updated_at": "updated_at"}
 DEFAULT_SORT: Final = "opened_at"
 STATUSES: Final = frozenset({"open", "closed"})
 _CURRENCY: Final = re.compile(r"[A-Z]{3}")
+LIST_PARAMETERS: Final = (
+    QueryParameter("status", "Only accounts in this status.", {"type": "string", "enum": sorted(STATUSES)}),
+    QueryParameter(
+        "currency", "Only accounts in this currency (ISO 4217).", {"type": "string", "pattern": "^[A-Z]{3}$"}
+    ),
+    QueryParameter(
+        "sort",
+        f"The order (default `{DEFAULT_SORT}`); `-` in front for descending.",
+        {"type": "string", "enum": [*sorted(SORTS), *(f"-{name}" for name in sorted(SORTS))]},
+    ),
+    LIMIT_PARAMETER,
+    CURSOR_PARAMETER,
+    QueryParameter(
+        "owner_id",
+        "Only this owner's accounts (an admin's filter: a user sees only their own).",
+        {"type": "string", "format": "uuid"},
+    ),
+)
 
 
 class AccountAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    example: ClassVar[dict[str, Any]] = {
+        "account_id": "0192f5e4-7c3a-7d2e-9b1a-3f4e5d6c7b8a",
+        "owner_id": "0192f5e1-2b3c-7d4e-8f5a-6b7c8d9e0f1a",
+        "name": "Household",
+        "currency": "EUR",
+        "balance": 10500,
+        "status": "open",
+        "version": 3,
+        "opened_at": "2026-11-02T09:15:00Z",
+        "updated_at": "2026-11-24T17:42:10Z",
+    }
+
     account_id: UUID
     owner_id: UUID
     name: str
@@ -51,6 +89,8 @@ class AccountAnswer(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class AccountsPage(msgspec.Struct, frozen=True, kw_only=True):
+    example: ClassVar[dict[str, Any]] = {"items": [AccountAnswer.example], "next_cursor": None}
+
     items: list[AccountAnswer]
     next_cursor: str | None
 
@@ -83,7 +123,7 @@ async def visible_account(connection: Connection, account_id: UUID, principal: P
     description="The account's balance and status as the `accounts` projection holds them.",
     operation_id="getAccount",
     tags=["ledger"],
-    opt={SMALL_ANSWER_OPT: True},
+    opt={SMALL_ANSWER_OPT: True, ANSWER: AccountAnswer},
 )
 async def get_account(request: Request[Any, Any, Any], account_id: FromPath[UUID]) -> JsonAnswer:
     runtime = runtime_of(request)
@@ -117,11 +157,12 @@ async def get_account(request: Request[Any, Any, Any], account_id: FromPath[UUID
     ),
     operation_id="listAccounts",
     tags=["ledger"],
+    opt={ANSWER: AccountsPage, PARAMETERS: LIST_PARAMETERS},
 )
 async def list_accounts(request: Request[Any, Any, Any]) -> JsonAnswer:
     runtime = runtime_of(request)
     principal = await runtime.authenticator.authenticate(request, scope=LEDGER_READ)
-    query = _parse_list(query_values(request.query_params.multi_items(), _LIST_PARAMETERS), principal)
+    query = _parse_list(query_values(request.query_params.multi_items(), ACCEPTED_LIST_PARAMETERS), principal)
     after = query.after(runtime.cursors)
 
     async def compute() -> bytes:

@@ -8,7 +8,7 @@ it, so the cursor is the last version shown and the next page reads the
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 from uuid import UUID
 
 import asyncpg
@@ -18,12 +18,26 @@ from litestar.params import FromPath
 
 from query_api.answers import JsonAnswer, cached_answer
 from query_api.ledger.accounts import JSON, PROJECTION, visible_account
-from query_api.pagination import CursorSigner, bad_cursor, invalid, parse_limit, query_values
+from query_api.pagination import (
+    CURSOR_PARAMETER,
+    LIMIT_PARAMETER,
+    CursorSigner,
+    bad_cursor,
+    invalid,
+    parse_limit,
+    query_values,
+)
 from query_api.runtime import runtime_of
 from shared.auth.principal import LEDGER_READ
+from shared.http.openapi import ANSWER, PARAMETERS, QueryParameter
 
-_PARAMETERS: Final = frozenset({"limit", "cursor", "kind"})
+ACCEPTED_PARAMETERS: Final = frozenset({"limit", "cursor", "kind"})
 KINDS: Final = frozenset({"deposit", "withdrawal", "transfer_in", "transfer_out"})
+ENTRY_PARAMETERS: Final = (
+    QueryParameter("kind", "Only entries of this kind.", {"type": "string", "enum": sorted(KINDS)}),
+    LIMIT_PARAMETER,
+    CURSOR_PARAMETER,
+)
 _SELECT: Final = """
 SELECT entry_id, version, kind, amount, balance_after, transfer_id, counterparty_account_id,
        reference, recorded_at
@@ -41,6 +55,17 @@ _PAGES: Final = {
 
 
 class EntryAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    example: ClassVar[dict[str, Any]] = {
+        "entry_id": "0192f5e6-1a2b-7c3d-9e4f-5a6b7c8d9e0f",
+        "kind": "deposit",
+        "amount": 12500,
+        "balance_after": 12500,
+        "transfer_id": None,
+        "counterparty_account_id": None,
+        "reference": "salary November",
+        "recorded_at": "2026-11-24T17:42:10Z",
+    }
+
     entry_id: UUID
     kind: str
     amount: int
@@ -52,6 +77,11 @@ class EntryAnswer(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class EntriesPage(msgspec.Struct, frozen=True, kw_only=True):
+    example: ClassVar[dict[str, Any]] = {
+        "items": [EntryAnswer.example],
+        "next_cursor": "eyJrIjpbIjIwMjYtMTEtMjQiXX0.c2ln",
+    }
+
     items: list[EntryAnswer]
     next_cursor: str | None
 
@@ -92,12 +122,13 @@ def _before_version(signer: CursorSigner, cursor: str | None, binding: str) -> i
         "per page; pass `next_cursor` back as `cursor` for the next page."
     ),
     operation_id="listAccountEntries",
+    opt={ANSWER: EntriesPage, PARAMETERS: ENTRY_PARAMETERS},
     tags=["ledger"],
 )
 async def list_entries(request: Request[Any, Any, Any], account_id: FromPath[UUID]) -> JsonAnswer:
     runtime = runtime_of(request)
     principal = await runtime.authenticator.authenticate(request, scope=LEDGER_READ)
-    values = query_values(request.query_params.multi_items(), _PARAMETERS)
+    values = query_values(request.query_params.multi_items(), ACCEPTED_PARAMETERS)
     kind = values.get("kind")
     if kind is not None and kind not in KINDS:
         raise invalid("kind", "must be one of " + ", ".join(sorted(KINDS)))

@@ -14,7 +14,6 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins.prometheus import PrometheusController
 from litestar.types import ControllerRouterHandler
 
 from shared.auth.keys import KeySet
@@ -23,6 +22,7 @@ from shared.http.client_address import ClientAddresses
 from shared.http.health import health_router
 from shared.http.ip_filter import IpFilter
 from shared.http.jwks import jwks_route
+from shared.http.metrics_route import MetricsController
 from shared.http.problems import (
     DEPENDENCY_ERRORS,
     dependency_unavailable_to_response,
@@ -101,7 +101,7 @@ def create_http_app(
     app = Litestar(
         route_handlers=[
             health_router(dependency_checks, settings.health_check_timeout_seconds),
-            PrometheusController,
+            MetricsController,
             jwks_route(keys),
             *route_handlers,
         ],

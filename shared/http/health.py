@@ -10,14 +10,16 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Final
 
 import msgspec
 from litestar import Response, Router, get
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
+from shared.http.openapi import ANSWER, describe_from_opt
 from shared.http.problems import PROBLEM_MEDIA_TYPE
 
 
@@ -34,12 +36,44 @@ class CheckResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Liveness(msgspec.Struct, frozen=True, kw_only=True):
+    example: ClassVar[dict[str, Any]] = {"status": "ok"}
+
     status: str = "ok"
 
 
 class Readiness(msgspec.Struct, frozen=True, kw_only=True):
+    example: ClassVar[dict[str, Any]] = {
+        "status": "ok",
+        "checks": {
+            "postgres": {"status": "ok", "latency_ms": 0.61, "error": None},
+            "redis": {"status": "ok", "latency_ms": 0.23, "error": None},
+        },
+    }
+
     status: str
     checks: dict[str, CheckResult]
+
+
+class NotReady(msgspec.Struct, frozen=True, kw_only=True):
+    """The 503 answer: a problem naming the dependencies that failed, with every check's result."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    checks: dict[str, CheckResult]
+
+
+NOT_READY_EXAMPLE: Final = {
+    "type": "about:blank",
+    "title": "Service Unavailable",
+    "status": 503,
+    "detail": "dependencies not ready: postgres",
+    "checks": {
+        "postgres": {"status": "failed", "latency_ms": 2000.4, "error": "no answer within 2s"},
+        "redis": {"status": "ok", "latency_ms": 0.23, "error": None},
+    },
+}
 
 
 async def _run_check(check: DependencyCheck, limit_seconds: float) -> CheckResult:
@@ -65,7 +99,7 @@ async def check_readiness(checks: Sequence[DependencyCheck], limit_seconds: floa
 def health_router(checks_of: Callable[[State], Sequence[DependencyCheck]], timeout: float) -> Router:
     """`checks_of` reads the checks from app state: the clients exist only once the lifespan ran."""
 
-    @get("/live", summary="The process runs", sync_to_thread=False)
+    @get("/live", summary="The process runs", sync_to_thread=False, opt={ANSWER: Liveness})
     def live() -> Liveness:
         return Liveness()
 
@@ -73,11 +107,14 @@ def health_router(checks_of: Callable[[State], Sequence[DependencyCheck]], timeo
         "/ready",
         summary="Every dependency answers",
         description="200 when every server this process uses answers; else 503 naming the ones that failed.",
+        opt={ANSWER: Readiness},
         responses={
             HTTP_503_SERVICE_UNAVAILABLE: ResponseSpec(
-                data_container=Readiness,
+                data_container=NotReady,
                 description="A dependency failed",
                 media_type=PROBLEM_MEDIA_TYPE,
+                generate_examples=False,
+                examples=[Example(value=NOT_READY_EXAMPLE)],
             )
         },
     )
@@ -99,6 +136,8 @@ def health_router(checks_of: Callable[[State], Sequence[DependencyCheck]], timeo
             media_type=PROBLEM_MEDIA_TYPE,
         )
 
+    for handler in (live, ready):
+        describe_from_opt(handler)
     return Router(
         path="/health",
         route_handlers=[live, ready],

@@ -6,13 +6,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
 import pytest
+from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from command_api.app import create_app as create_command_app
 from command_api.settings import CommandApiSettings
 from query_api.app import create_app as create_query_app
+from query_api.ledger.accounts import ACCEPTED_LIST_PARAMETERS as ACCOUNT_LIST_PARAMETERS
+from query_api.ledger.entries import ACCEPTED_PARAMETERS as ENTRY_PARAMETERS
 from query_api.settings import QueryApiSettings
+from shared.http.openapi import ANSWER, REQUEST_BODY
 from tests.support.unreachable import unreachable_settings
 
 PUBLIC = {"/v1/auth/register", "/v1/auth/login", "/v1/auth/refresh", "/v1/auth/logout"}
@@ -93,3 +98,62 @@ async def test_every_command_documents_its_body(document: dict[str, Any]) -> Non
     schema = deposit["requestBody"]["content"]["application/json"]["schema"]
     assert set(schema["required"]) == {"amount", "reference"}
     assert schema["properties"]["amount"]["exclusiveMinimum"] == 0
+
+
+def _routes() -> list[Any]:
+    apps: list[Any] = [
+        create_command_app(CommandApiSettings(**unreachable_settings())),
+        create_query_app(QueryApiSettings(**unreachable_settings())),
+    ]
+    handlers = []
+    for wrapped in apps:
+        app = wrapped
+        while not isinstance(app, Litestar):  # beneath the request-context middleware
+            app = app.app
+        handlers += [handler for route in app.routes for handler in getattr(route, "route_handlers", [])]
+    return handlers
+
+
+async def test_every_success_answer_and_body_has_a_schema_and_an_example(document: dict[str, Any]) -> None:
+    for path, method, operation in operations(document):
+        for status, response in operation["responses"].items():
+            if not status.startswith("2"):
+                continue
+            if status == "204":
+                assert "content" not in response, f"{method} {path}: a 204 has no body"
+                continue
+            content = response["content"]["application/json"]
+            assert content["schema"].get("properties"), f"{method} {path}: {status} has no schema"
+            assert content["examples"], f"{method} {path}: {status} has no example"
+        if "requestBody" in operation and not path.endswith("/close"):
+            content = operation["requestBody"]["content"]["application/json"]
+            assert content["examples"], f"{method} {path}: the body has no example"
+
+
+def test_every_example_is_an_instance_of_its_type() -> None:
+    """An example that drifts from its type fails here, before a client copies it."""
+    types = {
+        handler.opt[key]
+        for handler in _routes()
+        for key in (REQUEST_BODY, ANSWER)
+        if handler.opt.get(key) is not None
+    }
+    assert len(types) >= 15
+    for documented in types:
+        example = getattr(documented, "example", None)
+        if example is None:
+            continue
+        decoded = msgspec.convert(example, documented)
+        assert msgspec.json.decode(msgspec.json.encode(decoded)) == example, documented.__name__
+
+
+@pytest.mark.parametrize(
+    ("path", "names"),
+    [("/v1/accounts", ACCOUNT_LIST_PARAMETERS), ("/v1/accounts/{account_id}/entries", ENTRY_PARAMETERS)],
+)
+async def test_a_list_documents_exactly_the_parameters_it_accepts(path: str, names: frozenset[str]) -> None:
+    app = create_query_app(QueryApiSettings(**unreachable_settings()))
+    async with AsyncTestClient(app=app) as client:
+        document = (await client.get("/schema/openapi.json")).json()
+    parameters = document["paths"][path]["get"].get("parameters", [])
+    assert {p["name"] for p in parameters if p["in"] == "query"} == names

@@ -18,7 +18,7 @@ from contexts.identity.decider import User
 from contexts.identity.emails import normalise_email
 from shared.auth.passwords import PasswordCheckBusy
 from shared.http.auth import REALM
-from shared.http.openapi import REQUEST_BODY
+from shared.http.openapi import ANSWER, REQUEST_BODY
 
 _decoder = msgspec.json.Decoder(LoginBody)
 _json = msgspec.json.Encoder()
@@ -28,7 +28,7 @@ NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 @post(
     "/auth/login",
-    opt={REQUEST_BODY: LoginBody},
+    opt={REQUEST_BODY: LoginBody, ANSWER: TokenPair},
     status_code=200,
     summary="Log in",
     operation_id="login",

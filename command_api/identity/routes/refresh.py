@@ -10,19 +10,20 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException
 
 from command_api.http_commands import read_command
+from command_api.identity.answers import TokenPair
 from command_api.identity.bodies import RefreshBody
 from command_api.identity.routes.login import token_response
 from command_api.identity.runtime import IdentityRuntime
 from command_api.identity.sessions import RefreshRefused
 from shared.http.auth import REALM
-from shared.http.openapi import REQUEST_BODY
+from shared.http.openapi import ANSWER, REQUEST_BODY
 
 _decoder = msgspec.json.Decoder(RefreshBody)
 
 
 @post(
     "/auth/refresh",
-    opt={REQUEST_BODY: RefreshBody},
+    opt={REQUEST_BODY: RefreshBody, ANSWER: TokenPair},
     status_code=200,
     summary="Renew tokens",
     operation_id="refresh",

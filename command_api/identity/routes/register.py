@@ -9,12 +9,13 @@ from litestar import Request, Response, post
 from litestar.di import NamedDependency
 
 from command_api.http_commands import read_command
+from command_api.identity.answers import UserRegisteredAnswer
 from command_api.identity.bodies import RegisterBody
 from command_api.identity.password_rule import refuse_weak_password
 from command_api.identity.registration import registration_plan
 from command_api.identity.runtime import IdentityRuntime
 from command_api.runtime import ANONYMOUS
-from shared.http.openapi import REQUEST_BODY
+from shared.http.openapi import ANSWER, REQUEST_BODY
 
 _decoder = msgspec.json.Decoder(RegisterBody)
 _json = msgspec.json.Encoder()
@@ -22,7 +23,7 @@ _json = msgspec.json.Encoder()
 
 @post(
     "/auth/register",
-    opt={REQUEST_BODY: RegisterBody},
+    opt={REQUEST_BODY: RegisterBody, ANSWER: UserRegisteredAnswer},
     status_code=201,
     summary="Register a user",
     operation_id="register",

@@ -24,7 +24,7 @@ from command_api.runtime import Plan
 from contexts.identity.commands import GrantRole, RevokeRole, UserCommand
 from contexts.identity.decider import User
 from shared.auth.principal import Principal
-from shared.http.openapi import REQUEST_BODY
+from shared.http.openapi import ANSWER, REQUEST_BODY
 from shared.http.problems import problem
 
 _decoder = msgspec.json.Decoder(RoleBody)
@@ -45,7 +45,7 @@ def _admin_plan(user_id: UUID, principal: Principal, command: UserCommand) -> Pl
 
 @post(
     "/users/{user_id:uuid}/roles",
-    opt={REQUEST_BODY: RoleBody},
+    opt={REQUEST_BODY: RoleBody, ANSWER: RolesAnswer},
     status_code=200,
     summary="Grant a role (admin)",
     operation_id="grantRole",
@@ -66,6 +66,7 @@ async def grant_role(
     "/users/{user_id:uuid}/roles/{role:str}",
     status_code=200,
     summary="Revoke a role (admin)",
+    opt={ANSWER: RolesAnswer},
     operation_id="revokeRole",
     tags=["identity"],
 )

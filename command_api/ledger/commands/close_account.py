@@ -17,7 +17,7 @@ from command_api.ledger.answers import AccountClosedAnswer
 from command_api.runtime import CommandRuntime, Plan
 from contexts.ledger.commands import CloseAccount
 from shared.auth.principal import Principal
-from shared.http.openapi import REQUEST_BODY
+from shared.http.openapi import ANSWER, REQUEST_BODY
 
 _decoder = msgspec.json.Decoder(EmptyBody)
 
@@ -35,7 +35,7 @@ def plan(account_id: UUID, principal: Principal) -> Plan:
 
 @post(
     "/accounts/{account_id:uuid}/close",
-    opt={REQUEST_BODY: EmptyBody},
+    opt={REQUEST_BODY: EmptyBody, ANSWER: AccountClosedAnswer},
     status_code=200,
     summary="Close an account",
     operation_id="closeAccount",

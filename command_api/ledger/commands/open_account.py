@@ -21,7 +21,7 @@ from contexts.ledger import decider
 from contexts.ledger.commands import OpenAccount
 from shared.auth.principal import Principal
 from shared.eventsourcing.store import StreamState
-from shared.http.openapi import REQUEST_BODY
+from shared.http.openapi import ANSWER, REQUEST_BODY
 
 _decoder = msgspec.json.Decoder(OpenAccountBody)
 
@@ -51,7 +51,7 @@ def plan(body: OpenAccountBody, principal: Principal) -> Plan:
 
 @post(
     "/accounts",
-    opt={REQUEST_BODY: OpenAccountBody},
+    opt={REQUEST_BODY: OpenAccountBody, ANSWER: AccountOpenedAnswer},
     status_code=201,
     summary="Open an account",
     operation_id="openAccount",

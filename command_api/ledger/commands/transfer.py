@@ -21,7 +21,7 @@ from contexts.ledger import decider
 from contexts.ledger.commands import Transfer
 from shared.auth.principal import Principal
 from shared.eventsourcing.store import StreamState
-from shared.http.openapi import REQUEST_BODY
+from shared.http.openapi import ANSWER, REQUEST_BODY
 
 _decoder = msgspec.json.Decoder(TransferBody)
 
@@ -68,7 +68,7 @@ def plan(body: TransferBody, principal: Principal) -> Plan:
 
 @post(
     "/transfers",
-    opt={REQUEST_BODY: TransferBody},
+    opt={REQUEST_BODY: TransferBody, ANSWER: TransferAnswer},
     status_code=201,
     summary="Transfer money between accounts",
     operation_id="transfer",

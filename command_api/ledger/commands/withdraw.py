@@ -10,18 +10,19 @@ from litestar import Request, Response, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 
+from command_api.ledger.answers import EntryRecordedAnswer
 from command_api.ledger.bodies import EntryBody
 from command_api.ledger.commands.entries import plan_entry
 from command_api.runtime import CommandRuntime
 from contexts.ledger.commands import Withdraw
-from shared.http.openapi import REQUEST_BODY
+from shared.http.openapi import ANSWER, REQUEST_BODY
 
 _decoder = msgspec.json.Decoder(EntryBody)
 
 
 @post(
     "/accounts/{account_id:uuid}/withdrawals",
-    opt={REQUEST_BODY: EntryBody},
+    opt={REQUEST_BODY: EntryBody, ANSWER: EntryRecordedAnswer},
     status_code=201,
     summary="Withdraw money",
     operation_id="withdraw",
