@@ -83,12 +83,21 @@ def migrated_template(postgres_admin_url: str) -> Iterator[str]:
     drop_database(postgres_admin_url, url)
 
 
+@contextlib.contextmanager
+def own_database(admin_url: str, template: str) -> Iterator[str]:
+    """A migrated database copied from `template`, dropped afterwards."""
+    url = create_database(admin_url, template=template)
+    try:
+        yield url
+    finally:
+        drop_database(admin_url, url)
+
+
 @pytest.fixture
 def database_url(postgres_admin_url: str, migrated_template: str) -> Iterator[str]:
     """A migrated database of this test's own."""
-    url = create_database(postgres_admin_url, template=migrated_template)
-    yield url
-    drop_database(postgres_admin_url, url)
+    with own_database(postgres_admin_url, migrated_template) as url:
+        yield url
 
 
 @pytest.fixture
@@ -114,13 +123,22 @@ async def _delete_stream(url: str, stream: str) -> None:
         await client.close()
 
 
-@pytest.fixture
-def stream_names(nats_url: str) -> Iterator[StreamNames]:
-    """A stream name and subject prefix of this test's own; the stream is deleted afterwards."""
+@contextlib.contextmanager
+def own_stream(nats_url: str) -> Iterator[StreamNames]:
+    """A stream name and subject prefix of one's own; the stream is deleted afterwards."""
     token = uuid.uuid4().hex[:12]
     names = StreamNames(stream=f"TEST_{token}", subject_prefix=f"test_{token}.events")
-    yield names
-    run_blocking(_delete_stream(nats_url, names.stream))
+    try:
+        yield names
+    finally:
+        run_blocking(_delete_stream(nats_url, names.stream))
+
+
+@pytest.fixture
+def stream_names(nats_url: str) -> Iterator[StreamNames]:
+    """A stream name and subject prefix of this test's own."""
+    with own_stream(nats_url) as names:
+        yield names
 
 
 async def _delete_keys(url: str, prefix: str) -> None:
@@ -132,11 +150,20 @@ async def _delete_keys(url: str, prefix: str) -> None:
         await client.aclose()
 
 
+@contextlib.contextmanager
+def own_key_prefix(redis_url: str) -> Iterator[str]:
+    """A Redis key prefix of one's own; its keys are deleted afterwards."""
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    try:
+        yield prefix
+    finally:
+        run_blocking(_delete_keys(redis_url, prefix))
+
+
 @pytest.fixture
 def redis_key_prefix(redis_url: str) -> Iterator[str]:
-    prefix = f"test:{uuid.uuid4().hex[:12]}:"
-    yield prefix
-    run_blocking(_delete_keys(redis_url, prefix))
+    with own_key_prefix(redis_url) as prefix:
+        yield prefix
 
 
 @contextlib.asynccontextmanager
