@@ -120,11 +120,14 @@ def document_routes(
 
 def describe_from_opt(handler: HTTPRouteHandler) -> None:
     """Document the body, answer and query parameters a route names in its opt."""
+    # Empty until a router resolves it, when the route leaves it to the default; MediaType is a str enum.
+    media_type = str(getattr(handler.media_type, "value", handler.media_type)) or "application/json"
     handler.operation_class = _documented_operation(
         handler.opt.get(REQUEST_BODY),
         handler.opt.get(ANSWER),
         handler.status_code,
         handler.opt.get(PARAMETERS, ()),
+        media_type,
     )
 
 
@@ -160,6 +163,7 @@ def _documented_operation(
     answer: type[msgspec.Struct] | None,
     status: int,
     query: Sequence[QueryParameter],
+    media_type: str = "application/json",
 ) -> type[Operation]:
     body_content = (
         {"application/json": OpenAPIMediaType(schema=body_schema(body), examples=example_of(body))}
@@ -167,7 +171,7 @@ def _documented_operation(
         else None
     )
     answer_content = (
-        {"application/json": OpenAPIMediaType(schema=body_schema(answer), examples=example_of(answer))}
+        {media_type: OpenAPIMediaType(schema=body_schema(answer), examples=example_of(answer))}
         if answer is not None
         else None
     )
