@@ -68,6 +68,8 @@ class Service:
                 env={**inherited, **self.environment},
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                # A group of its own: granian's workers are its children, and a crash takes them too.
+                start_new_session=True,
             )
         if wait:
             self.wait_ready()
@@ -100,21 +102,21 @@ class Service:
         return process.returncode
 
     def kill(self) -> None:
-        """SIGKILL: no chance to finish anything."""
+        """SIGKILL to the process and its workers: no chance to finish anything, as in a crash."""
         process = self._process
         if process is None:
             return
         with contextlib.suppress(ProcessLookupError):
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait(10)
         self._process = None
 
     def pause(self) -> None:
-        os.kill(self.pid, signal.SIGSTOP)
+        os.killpg(self.pid, signal.SIGSTOP)
 
     def resume(self) -> None:
         if self.running():
-            os.kill(self.pid, signal.SIGCONT)
+            os.killpg(self.pid, signal.SIGCONT)
 
     def restart(self) -> None:
         self.kill()
