@@ -10,6 +10,7 @@ a bounded wait), it counts
 - unexpected: an effect no request asked for (an unknown reference, a
   refused request that took effect, an amount or account not as asked);
 - disordered: an account's events on JetStream out of version order;
+- server errors: an answer other than 503 with Retry-After when a part is down;
 
 and whether money is conserved: the balances sum to deposits minus
 withdrawals, in the store's fold and in the read model.
@@ -48,6 +49,7 @@ class Verdict:
     duplicated: int = 0
     unexpected: int = 0
     disordered: int = 0
+    server_errors: int = 0
     conserved_in_store: bool = False
     conserved_in_read_model: bool = False
     details: list[str] = field(default_factory=list)
@@ -55,7 +57,7 @@ class Verdict:
     @property
     def clean(self) -> bool:
         return (
-            self.lost == self.duplicated == self.unexpected == self.disordered == 0
+            self.lost == self.duplicated == self.unexpected == self.disordered == self.server_errors == 0
             and self.conserved_in_store
             and self.conserved_in_read_model
         )
@@ -69,7 +71,8 @@ class Verdict:
         conserved = "yes" if self.conserved_in_store and self.conserved_in_read_model else "NO"
         head = (
             f"{'PASS' if self.clean else 'FAIL'}: lost={self.lost} duplicated={self.duplicated} "
-            f"unexpected={self.unexpected} disordered={self.disordered} money conserved={conserved} "
+            f"unexpected={self.unexpected} disordered={self.disordered} server errors={self.server_errors} "
+            f"money conserved={conserved} "
             f"(events={self.events}; operations {self.operations})"
         )
         return "\n  ".join([head, *self.details])
@@ -117,6 +120,10 @@ async def check(
     outcomes = history.outcomes()
     writes = {key: entry for key, entry in outcomes.items() if entry[0].kind != "read"}
     verdict = Verdict(operations=history.counts())
+    for entry in history.server_errors():
+        verdict.note(
+            "server_errors", f"{entry['kind']} {entry['key']}: {entry['status']} {entry.get('problem', '')}"
+        )
     connection = await asyncpg.connect(database_url, timeout=10)
     try:
         events = await connection.fetch(

@@ -114,6 +114,15 @@ class History:
                 final[operation.key] = (operation, entry["event"], entry)
         return final
 
+    def server_errors(self) -> list[dict[str, Any]]:
+        """Every answer that broke the contract under failure: a 5xx other than 503, or a 503
+        without Retry-After (contract.md: a dependency down is a 503 that says when to retry)."""
+        return [
+            entry
+            for entry in self.entries
+            if entry.get("status", 0) >= 500 and (entry["status"] != 503 or not entry.get("retry_after"))
+        ]
+
     def counts(self) -> dict[str, int]:
         """Final outcomes, and how many attempts had to be repeated on the way."""
         tally: dict[str, int] = {"ok": 0, "fail": 0, "unknown": 0}
@@ -189,6 +198,15 @@ class LoadGenerator:
         async with httpx.AsyncClient(timeout=self.plan.request_timeout_seconds) as client:
             await asyncio.gather(*(self._perform(client, slots, op, give_up_at) for op in operations))
 
+    async def perform_copies(self, operation: Operation, copies: int) -> None:
+        """The same request, same key, `copies` times at once: a client retrying impatiently."""
+        slots = asyncio.Semaphore(copies)
+        give_up_at = time.monotonic() + self.plan.patience_seconds
+        async with httpx.AsyncClient(timeout=self.plan.request_timeout_seconds) as client:
+            await asyncio.gather(
+                *(self._perform(client, slots, operation, give_up_at) for _ in range(copies))
+            )
+
     async def _perform(
         self, client: httpx.AsyncClient, slots: asyncio.Semaphore, operation: Operation, give_up_at: float
     ) -> None:
@@ -211,6 +229,8 @@ class LoadGenerator:
                 else:
                     outcome = _classify(response)
                     details = {"status": response.status_code}
+                    if response.status_code == 503:
+                        details["retry_after"] = response.headers.get("retry-after")
                     if outcome == "ok" and response.content:
                         details["answer"] = response.json()
                     elif outcome != "ok":

@@ -22,7 +22,7 @@ LOAD_RATE = float(os.environ.get("FAULT_RATE", "30"))
 ACCOUNTS = 8
 OPENING_BALANCE = 5_000
 
-Fault = Callable[[System], Awaitable[None]]
+Fault = Callable[[System, LoadGenerator], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ async def run_scenario(
         if fault is not None:
             # The fault lands a third of the way into the load, while requests are in flight.
             await asyncio.sleep(seconds / 3)
-            await fault(system)
+            await fault(system, generator)
         await load
         verdict = await check(
             history,
@@ -84,7 +84,7 @@ async def run_scenario(
 def kill_and_restart(name: str) -> Fault:
     """SIGKILL a process, then start it again (as a supervisor would)."""
 
-    async def fault(system: System) -> None:
+    async def fault(system: System, _: LoadGenerator) -> None:
         await asyncio.to_thread(system.processes[name].restart)  # type: ignore[index]
 
     return fault
@@ -93,7 +93,7 @@ def kill_and_restart(name: str) -> Fault:
 def crash_dependency(name: str, down_seconds: float) -> Fault:
     """Stop a server dead, keep it down a while, then start it on its own data."""
 
-    async def fault(system: System) -> None:
+    async def fault(system: System, _: LoadGenerator) -> None:
         dependency = system.dependencies[name]  # type: ignore[index]
         await asyncio.to_thread(dependency.crash)
         await asyncio.sleep(down_seconds)  # the outage itself
@@ -103,10 +103,20 @@ def crash_dependency(name: str, down_seconds: float) -> Fault:
     return fault
 
 
+def slow_dependency(name: str, latency_seconds: float, lasting_seconds: float) -> Fault:
+    """Every byte to and from a server delayed, for a while."""
+
+    async def fault(system: System, _: LoadGenerator) -> None:
+        with system.proxies[name].fault("latency", latency_seconds):  # type: ignore[index]
+            await asyncio.sleep(lasting_seconds)  # the slow spell itself
+
+    return fault
+
+
 def pause_dependency(name: str, paused_seconds: float) -> Fault:
     """SIGSTOP a server (it holds every connection and answers nothing), then SIGCONT."""
 
-    async def fault(system: System) -> None:
+    async def fault(system: System, _: LoadGenerator) -> None:
         dependency = system.dependencies[name]  # type: ignore[index]
         dependency.pause()
         try:

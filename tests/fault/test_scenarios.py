@@ -6,13 +6,22 @@ order, and money conserved in the store and the read model.
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from tests.fault.checker import check
-from tests.fault.scenario import crash_dependency, kill_and_restart, pause_dependency, run_scenario
+from tests.fault.load import LoadGenerator, Operation
+from tests.fault.scenario import (
+    crash_dependency,
+    kill_and_restart,
+    pause_dependency,
+    run_scenario,
+    slow_dependency,
+)
 from tests.fault.system import PROCESSES, System
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -78,3 +87,44 @@ async def test_the_checker_sees_a_lost_and_a_duplicated_write(system: System, tm
     assert not verdict.clean
     assert verdict.lost >= 1, verdict
     assert verdict.duplicated >= 1, verdict
+
+
+async def test_postgres_stopped_for_10_seconds_answers_503_and_recovers(
+    system: System, tmp_path: Path
+) -> None:
+    """Crashed (immediate shutdown), down 10 s, started again: no restart of any process needed."""
+    outcome = await run_scenario(system, crash_dependency("postgres", down_seconds=10), tmp_path, seconds=15)
+    assert outcome.verdict.clean, outcome.verdict
+    statuses = {entry.get("status") for entry in outcome.history.entries}
+    assert 503 in statuses, "the outage was never seen"  # and never a 500: server_errors == 0
+
+
+async def test_redis_down_bypasses_the_cache_and_limits_locally(system: System, tmp_path: Path) -> None:
+    outcome = await run_scenario(system, crash_dependency("redis", down_seconds=4), tmp_path)
+    assert outcome.verdict.clean, outcome.verdict
+    assert outcome.verdict.operations["unknown"] == 0, "commands and queries go on without Redis"
+
+
+async def test_latency_on_redis_loses_nothing(system: System, tmp_path: Path) -> None:
+    outcome = await run_scenario(system, slow_dependency("redis", 0.3, lasting_seconds=4), tmp_path)
+    assert outcome.verdict.clean, outcome.verdict
+
+
+async def test_twenty_duplicates_of_one_key_during_a_relay_kill_execute_once(
+    system: System, tmp_path: Path
+) -> None:
+    key = f"duplicate-{uuid.uuid4().hex}"
+
+    async def duplicates_while_the_relay_dies(system: System, generator: LoadGenerator) -> None:
+        relay_killed = asyncio.create_task(asyncio.to_thread(system.processes["relay"].restart))
+        await generator.perform_copies(Operation(key, "deposit", generator.plan.accounts[0], 777), 20)
+        await relay_killed
+
+    outcome = await run_scenario(system, duplicates_while_the_relay_dies, tmp_path)
+
+    assert outcome.verdict.clean, outcome.verdict  # among others: the key took effect once
+    answers = [entry for entry in outcome.history.entries if entry["key"] == key and entry["event"] == "ok"]
+    assert len(answers) == 20
+    assert len({entry["answer"]["entry_id"] for entry in answers}) == 1, (
+        "every copy got the one execution's answer"
+    )
