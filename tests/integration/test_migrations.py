@@ -77,6 +77,7 @@ def test_migrations_match_the_metadata(empty_database_url: str) -> None:
     assert _drift(empty_database_url) == []
 
 
+@pytest.mark.slow
 def test_cqrs_migrate_is_a_no_op_the_second_time(empty_database_url: str) -> None:
     """`cqrs migrate` migrates an empty database, then says there is nothing to do."""
     env = {**os.environ, "CQRS_DATABASE_URL": empty_database_url, "CQRS_LOG_FORMAT": "json"}
@@ -105,6 +106,7 @@ async def test_a_stream_version_is_taken_only_once(database_url: str) -> None:
         await connection.close()
 
 
+@pytest.mark.slow
 def test_cqrs_migrate_to_goes_either_way(empty_database_url: str) -> None:
     """`cqrs migrate --to REV` upgrades to a newer revision and downgrades to an older one."""
     env = {**os.environ, "CQRS_DATABASE_URL": empty_database_url, "CQRS_LOG_FORMAT": "json"}

@@ -45,6 +45,7 @@ async def ready_report(base: str, condition: Any) -> dict[str, Any]:
     return seen
 
 
+@pytest.mark.slow
 async def test_the_relay_reports_its_dependencies_its_outbox_and_what_it_published(
     store: PostgresEventStore, service_environment: dict[str, str]
 ) -> None:
@@ -71,6 +72,7 @@ async def test_the_relay_reports_its_dependencies_its_outbox_and_what_it_publish
         assert relay.wait(30) == 0
 
 
+@pytest.mark.slow
 async def test_a_projector_reports_each_projection_s_lag(
     store: PostgresEventStore, service_environment: dict[str, str], tmp_path: Path
 ) -> None:

@@ -98,6 +98,7 @@ async def _deposited(database_url: str) -> int:
     return int(total)
 
 
+@pytest.mark.slow
 async def test_seed_makes_a_working_demo_and_refuses_a_second_time(
     command_api_url: str, service_environment: dict[str, str], database_url: str
 ) -> None:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import asyncpg
+import pytest
 
 from tests.integration.test_seed import _clean_environment
 
@@ -27,6 +28,7 @@ def _create_admin(environment: dict[str, str], email: str, password: str) -> sub
     )
 
 
+@pytest.mark.slow
 async def test_create_admin_reads_stdin_and_refuses_a_taken_email(
     service_environment: dict[str, str], database_url: str
 ) -> None:

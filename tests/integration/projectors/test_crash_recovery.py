@@ -40,6 +40,7 @@ from tests.integration.projectors.faults import (
 from tests.integration.projectors.helpers import running_relay, wait_until
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("crash_point", ["before_commit", "after_commit"])
 async def test_a_projector_killed_at_a_commit_point_applies_every_event_once(
     crash_point: str,
@@ -100,6 +101,7 @@ async def test_a_projector_killed_at_a_commit_point_applies_every_event_once(
     await assert_ledger_exact(database_url, tally)
 
 
+@pytest.mark.slow
 async def test_projectors_killed_at_arbitrary_moments_converge(
     store: PostgresEventStore,
     launcher: ProjectorLauncher,
@@ -158,6 +160,7 @@ async def _keep_appending(store: PostgresEventStore, tally: Tally, accounts: lis
         await append_ledger(store, tally, new_accounts=opens, deposits=2, existing=[account], more_deposits=1)
 
 
+@pytest.mark.slow
 async def test_a_nats_restart_under_a_running_projector_loses_no_event(
     store: PostgresEventStore,
     launcher: ProjectorLauncher,
@@ -202,6 +205,7 @@ async def test_a_nats_restart_under_a_running_projector_loses_no_event(
     await assert_ledger_exact(database_url, tally)
 
 
+@pytest.mark.slow
 async def test_a_recreated_stream_is_read_from_its_start(
     store: PostgresEventStore,
     launcher: ProjectorLauncher,

@@ -11,6 +11,8 @@ import json
 import random
 from uuid import UUID
 
+import pytest
+
 from shared.eventsourcing.store import RecordedEvent
 from shared.infrastructure.event_store import PostgresEventStore
 from tests.integration.projectors.faults import (
@@ -43,6 +45,7 @@ def _amount(event: RecordedEvent) -> int:
     return int(json.loads(event.data)["amount"])
 
 
+@pytest.mark.slow
 async def test_copies_of_delivered_events_are_not_applied_twice(
     store: PostgresEventStore,
     launcher: ProjectorLauncher,
@@ -139,6 +142,7 @@ async def test_a_later_version_delivered_first_is_applied_after_its_gap_is_fille
     await assert_ledger_exact(database_url, tally)
 
 
+@pytest.mark.slow
 async def test_events_shuffled_within_and_across_batches_apply_in_version_order(
     store: PostgresEventStore,
     launcher: ProjectorLauncher,

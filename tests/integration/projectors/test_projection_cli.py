@@ -13,6 +13,7 @@ from uuid import UUID
 
 import asyncpg
 import nats
+import pytest
 
 from shared.infrastructure.event_store import PostgresEventStore
 from tests.integration.projectors.helpers import running_projectors, running_relay, wait_until
@@ -93,6 +94,7 @@ def _assert_listed(stdout: str, poison: Letter, blocked: Letter) -> None:
     assert lines[1].endswith(BLOCKED)
 
 
+@pytest.mark.slow
 async def test_status_and_a_dry_run_rebuild_describe_the_projections(
     store: PostgresEventStore,
     service_environment: dict[str, str],
@@ -163,6 +165,7 @@ async def test_status_and_a_dry_run_rebuild_describe_the_projections(
         await client.close()
 
 
+@pytest.mark.slow
 async def test_dlq_retry_and_drop_report_what_they_did(
     store: PostgresEventStore, service_environment: dict[str, str], database_url: str
 ) -> None:
@@ -206,6 +209,7 @@ async def test_dlq_retry_and_drop_report_what_they_did(
         assert len(await letters(connection, "owner_summaries")) == 2  # another projection's, untouched
 
 
+@pytest.mark.slow
 async def test_an_unknown_or_never_run_projection_is_refused_clearly(
     service_environment: dict[str, str],
 ) -> None:

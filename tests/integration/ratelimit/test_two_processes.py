@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from devstack.ports import free_port
 from tests.support.services import http_service, running
@@ -19,6 +20,7 @@ WINDOW_SECONDS = 60.0  # a token every 3 s
 SECONDS_PER_TOKEN = WINDOW_SECONDS / QUOTA
 
 
+@pytest.mark.slow
 async def test_two_processes_under_twice_the_capacity_allow_exactly_the_capacity(
     service_environment: dict[str, str], tmp_path: Path
 ) -> None:

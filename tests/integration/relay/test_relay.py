@@ -74,6 +74,7 @@ async def test_a_new_event_is_published_promptly_after_notify(
         await wait_until(lambda: _empty(database_url), 10, "published without waiting for the 60 s poll")
 
 
+@pytest.mark.slow
 async def test_a_relay_killed_while_publishing_loses_and_duplicates_nothing(
     store: PostgresEventStore, service_environment: dict[str, str], database_url: str, nats_url: str
 ) -> None:
@@ -96,6 +97,7 @@ async def test_a_relay_killed_while_publishing_loses_and_duplicates_nothing(
     assert_exactly_once_in_order(await delivered(nats_url, service_environment["CQRS_NATS_STREAM"]), total)
 
 
+@pytest.mark.slow
 async def test_a_standby_relay_takes_over_from_a_killed_one(
     store: PostgresEventStore, service_environment: dict[str, str], database_url: str, nats_url: str
 ) -> None:

@@ -46,6 +46,7 @@ def _republish(environment: dict[str, str], *args: str) -> subprocess.CompletedP
     )
 
 
+@pytest.mark.slow
 async def test_republish_refeeds_a_range_and_is_safe_to_repeat(
     store: PostgresEventStore, service_environment: dict[str, str], nats_url: str
 ) -> None:
@@ -61,6 +62,7 @@ async def test_republish_refeeds_a_range_and_is_safe_to_repeat(
     assert_exactly_once_in_order(await delivered(nats_url, service_environment["CQRS_NATS_STREAM"]), total)
 
 
+@pytest.mark.slow
 async def test_republish_of_a_window_publishes_only_that_window(
     store: PostgresEventStore, service_environment: dict[str, str], nats_url: str
 ) -> None:
