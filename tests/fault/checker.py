@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,7 +176,9 @@ async def check(
 
 
 def _check_store(
-    verdict: Verdict, writes: dict[str, tuple[Operation, str, dict[str, Any]]], events: list[asyncpg.Record]
+    verdict: Verdict,
+    writes: Mapping[str, tuple[Operation, str, dict[str, Any]]],
+    events: list[asyncpg.Record],
 ) -> None:
     by_reference: dict[str, list[asyncpg.Record]] = defaultdict(list)
     for event in events:

@@ -134,8 +134,9 @@ class History:
 
 def _choose(plan: LoadPlan, rng: random.Random) -> Operation:
     mix = plan.mix
-    kind: Kind = rng.choices(
-        ["deposit", "withdraw", "transfer", "read"],
+    kinds: list[Kind] = ["deposit", "withdraw", "transfer", "read"]
+    kind = rng.choices(
+        kinds,
         weights=[mix.deposit, mix.withdraw, mix.transfer, mix.read],
     )[0]
     account = rng.choice(plan.accounts)
@@ -157,6 +158,21 @@ def _classify(response: httpx.Response) -> Outcome:
         problem_type = response.json().get("type") if response.content else None
         return "unknown" if problem_type in _TRANSIENT_PROBLEMS else "fail"
     return "fail"
+
+
+async def open_accounts(command_url: str, headers: Mapping[str, str], count: int) -> list[str]:
+    """`count` EUR accounts of the caller, opened through the API: the load's accounts."""
+    accounts = []
+    async with httpx.AsyncClient(timeout=10, headers=dict(headers)) as client:
+        for n in range(count):
+            response = await client.post(
+                f"{command_url}/v1/accounts",
+                json={"currency": "EUR", "name": f"load-{n}"},
+                headers={"Idempotency-Key": f"open-{uuid.uuid4().hex}"},
+            )
+            assert response.status_code == 201, response.text
+            accounts.append(response.json()["account_id"])
+    return accounts
 
 
 class LoadGenerator:
@@ -190,6 +206,26 @@ class LoadGenerator:
                 # The next operation's due time: the rate is kept by the clock, not by sleeps adding up.
                 await asyncio.sleep(max(0.0, sent / self.plan.rate_per_second - (time.monotonic() - started)))
             await asyncio.gather(*tasks)
+
+    async def run_closed(self, clients: int) -> int:
+        """`clients` back to back, each starting its next operation when its last one resolved, for the
+        plan's duration (a capacity measure); how many operations were offered."""
+        rng = random.Random(self.plan.seed)  # noqa: S311 - a reproducible load mix, not a secret
+        limits = httpx.Limits(max_connections=clients)
+        slots = asyncio.Semaphore(clients)
+        ends_at = time.monotonic() + self.plan.seconds
+        give_up_at = ends_at + self.plan.patience_seconds
+        offered = 0
+
+        async def client_loop(client: httpx.AsyncClient) -> None:
+            nonlocal offered
+            while time.monotonic() < ends_at:
+                offered += 1
+                await self._perform(client, slots, _choose(self.plan, rng), give_up_at)
+
+        async with httpx.AsyncClient(timeout=self.plan.request_timeout_seconds, limits=limits) as client:
+            await asyncio.gather(*(client_loop(client) for _ in range(clients)))
+        return offered
 
     async def perform_all(self, operations: Sequence[Operation]) -> None:
         """These operations at once, recorded as any other (opening balances, say)."""

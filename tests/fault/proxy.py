@@ -103,12 +103,13 @@ class FaultProxy:
         upstream_writer: asyncio.StreamWriter | None = None
         try:
             await self._while_blackholed()
-            upstream_reader, upstream_writer = await asyncio.wait_for(
+            upstream_reader, upstream = await asyncio.wait_for(
                 asyncio.open_connection("127.0.0.1", self.upstream_port), timeout=5
             )
-            self._open.add(upstream_writer)
+            upstream_writer = upstream
+            self._open.add(upstream)
             await asyncio.gather(
-                self._pump(client_reader, upstream_writer),
+                self._pump(client_reader, upstream),
                 self._pump(upstream_reader, client_writer),
             )
         except (OSError, TimeoutError):

@@ -8,16 +8,15 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import httpx
+from typing import Literal
 
 from tests.fault.checker import Verdict, check
-from tests.fault.load import History, LoadGenerator, LoadPlan, Operation
-from tests.fault.system import System
+from tests.fault.load import History, LoadGenerator, LoadPlan, Operation, open_accounts
+from tests.fault.system import DependencyName, ProcessName, System
 from tests.support.tokens import bearer, mint
 
 # CI runs each scenario briefly; `FAULT_SECONDS=90` is the long run (docs/operations.md).
-LOAD_SECONDS = float(os.environ.get("FAULT_SECONDS", "9"))
+LOAD_SECONDS = float(os.environ.get("FAULT_SECONDS", "7"))
 LOAD_RATE = float(os.environ.get("FAULT_RATE", "30"))
 ACCOUNTS = 8
 OPENING_BALANCE = 5_000
@@ -32,25 +31,11 @@ class Outcome:
     generator: LoadGenerator
 
 
-async def _open_accounts(client: httpx.AsyncClient, command_url: str, count: int) -> list[str]:
-    accounts = []
-    for n in range(count):
-        response = await client.post(
-            f"{command_url}/v1/accounts",
-            json={"currency": "EUR", "name": f"fault-{n}"},
-            headers={"Idempotency-Key": f"open-{uuid.uuid4().hex}"},
-        )
-        assert response.status_code == 201, response.text
-        accounts.append(response.json()["account_id"])
-    return accounts
-
-
 async def run_scenario(
     system: System, fault: Fault | None, log_dir: Path, *, seconds: float = LOAD_SECONDS
 ) -> Outcome:
     headers = bearer(mint(uuid.uuid4(), expires_in=3600))
-    async with httpx.AsyncClient(timeout=10, headers=headers) as client:
-        accounts = await _open_accounts(client, system.command_url, ACCOUNTS)
+    accounts = await open_accounts(system.command_url, headers, ACCOUNTS)
     history = History(log_dir / "history.jsonl")
     plan = LoadPlan(rate_per_second=LOAD_RATE, seconds=seconds, accounts=accounts)
     generator = LoadGenerator(system.command_url, system.query_url, headers, plan, history)
@@ -81,20 +66,20 @@ async def run_scenario(
     return Outcome(verdict, history, generator)
 
 
-def kill_and_restart(name: str) -> Fault:
+def kill_and_restart(name: ProcessName) -> Fault:
     """SIGKILL a process, then start it again (as a supervisor would)."""
 
     async def fault(system: System, _: LoadGenerator) -> None:
-        await asyncio.to_thread(system.processes[name].restart)  # type: ignore[index]
+        await asyncio.to_thread(system.processes[name].restart)
 
     return fault
 
 
-def crash_dependency(name: str, down_seconds: float) -> Fault:
+def crash_dependency(name: DependencyName, down_seconds: float) -> Fault:
     """Stop a server dead, keep it down a while, then start it on its own data."""
 
     async def fault(system: System, _: LoadGenerator) -> None:
-        dependency = system.dependencies[name]  # type: ignore[index]
+        dependency = system.dependencies[name]
         await asyncio.to_thread(dependency.crash)
         await asyncio.sleep(down_seconds)  # the outage itself
         dependency.launch()  # on this thread: see Dependency.launch
@@ -103,21 +88,33 @@ def crash_dependency(name: str, down_seconds: float) -> Fault:
     return fault
 
 
-def slow_dependency(name: str, latency_seconds: float, lasting_seconds: float) -> Fault:
+def cut_off_dependency(
+    name: DependencyName, mode: Literal["blackhole", "reset"], lasting_seconds: float
+) -> Fault:
+    """The network to a server fails: nothing gets through (blackhole), or every connection is reset."""
+
+    async def fault(system: System, _: LoadGenerator) -> None:
+        with system.proxies[name].fault(mode):
+            await asyncio.sleep(lasting_seconds)  # the cut itself
+
+    return fault
+
+
+def slow_dependency(name: DependencyName, latency_seconds: float, lasting_seconds: float) -> Fault:
     """Every byte to and from a server delayed, for a while."""
 
     async def fault(system: System, _: LoadGenerator) -> None:
-        with system.proxies[name].fault("latency", latency_seconds):  # type: ignore[index]
+        with system.proxies[name].fault("latency", latency_seconds):
             await asyncio.sleep(lasting_seconds)  # the slow spell itself
 
     return fault
 
 
-def pause_dependency(name: str, paused_seconds: float) -> Fault:
+def pause_dependency(name: DependencyName, paused_seconds: float) -> Fault:
     """SIGSTOP a server (it holds every connection and answers nothing), then SIGCONT."""
 
     async def fault(system: System, _: LoadGenerator) -> None:
-        dependency = system.dependencies[name]  # type: ignore[index]
+        dependency = system.dependencies[name]
         dependency.pause()
         try:
             await asyncio.sleep(paused_seconds)  # the pause itself

@@ -17,12 +17,13 @@ from tests.fault.checker import check
 from tests.fault.load import LoadGenerator, Operation
 from tests.fault.scenario import (
     crash_dependency,
+    cut_off_dependency,
     kill_and_restart,
     pause_dependency,
     run_scenario,
     slow_dependency,
 )
-from tests.fault.system import PROCESSES, System
+from tests.fault.system import PROCESSES, ProcessName, System
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -37,7 +38,7 @@ async def test_without_a_fault_the_history_checks_out(system: System, tmp_path: 
 
 @pytest.mark.parametrize("victim", PROCESSES)
 async def test_a_process_killed_with_sigkill_loses_nothing(
-    system: System, tmp_path: Path, victim: str
+    system: System, tmp_path: Path, victim: ProcessName
 ) -> None:
     outcome = await run_scenario(system, kill_and_restart(victim), tmp_path)
     assert outcome.verdict.clean, outcome.verdict
@@ -81,7 +82,7 @@ async def test_the_checker_sees_a_lost_and_a_duplicated_write(system: System, tm
         database_url=system.database_url,
         nats_url=system.nats_url,
         stream=system.stream,
-        accounts=outcome.generator.plan.accounts,
+        accounts=list(outcome.generator.plan.accounts),
     )
 
     assert not verdict.clean
@@ -103,6 +104,18 @@ async def test_redis_down_bypasses_the_cache_and_limits_locally(system: System, 
     outcome = await run_scenario(system, crash_dependency("redis", down_seconds=4), tmp_path)
     assert outcome.verdict.clean, outcome.verdict
     assert outcome.verdict.operations["unknown"] == 0, "commands and queries go on without Redis"
+
+
+async def test_nats_cut_off_by_the_network_loses_nothing(system: System, tmp_path: Path) -> None:
+    """A partition: the processes' connections to NATS hear nothing for 4 s, then the link heals."""
+    outcome = await run_scenario(system, cut_off_dependency("nats", "blackhole", 4), tmp_path)
+    assert outcome.verdict.clean, outcome.verdict
+
+
+async def test_postgres_connections_reset_lose_nothing(system: System, tmp_path: Path) -> None:
+    """Every connection to PostgreSQL reset, and every new one, for 2 s."""
+    outcome = await run_scenario(system, cut_off_dependency("postgres", "reset", 2), tmp_path)
+    assert outcome.verdict.clean, outcome.verdict
 
 
 async def test_latency_on_redis_loses_nothing(system: System, tmp_path: Path) -> None:
