@@ -16,6 +16,7 @@ import pytest
 from tests.fault.checker import check
 from tests.fault.load import LoadGenerator, Operation
 from tests.fault.scenario import (
+    LOAD_SECONDS,
     crash_dependency,
     cut_off_dependency,
     kill_and_restart,
@@ -94,7 +95,10 @@ async def test_postgres_stopped_for_10_seconds_answers_503_and_recovers(
     system: System, tmp_path: Path
 ) -> None:
     """Crashed (immediate shutdown), down 10 s, started again: no restart of any process needed."""
-    outcome = await run_scenario(system, crash_dependency("postgres", down_seconds=10), tmp_path, seconds=15)
+    # Long enough that the load outlasts the outage.
+    outcome = await run_scenario(
+        system, crash_dependency("postgres", down_seconds=10), tmp_path, seconds=max(15.0, LOAD_SECONDS)
+    )
     assert outcome.verdict.clean, outcome.verdict
     statuses = {entry.get("status") for entry in outcome.history.entries}
     assert 503 in statuses, "the outage was never seen"  # and never a 500: server_errors == 0
