@@ -57,7 +57,7 @@ from bench.projections import redis_prefix, verdict
 from devstack.ports import free_port
 from shared.db.migrate import upgrade
 from tests.fault.load import History, LoadGenerator, LoadPlan, Mix, Operation, open_accounts
-from tests.support.services import Service, http_service, running
+from tests.support.services import running, system_services
 
 SECTION = "## Mixed load (issue 9)"
 MIX = Mix(deposit=0.05, withdraw=0.025, transfer=0.025, read=0.9)
@@ -151,13 +151,7 @@ def summarise(name: str, seconds: float, history: History, generator: LoadGenera
 @contextmanager
 def the_system(environment: dict[str, str], log_dir: Path) -> Iterator[tuple[str, str]]:
     command_port, query_port = free_port(), free_port()
-    processes = (
-        http_service("command-api", environment, log_dir, command_port),
-        http_service("query-api", environment, log_dir, query_port),
-        Service("relay", ["relay"], environment, log_dir),
-        Service("projectors", ["projector", "run"], environment, log_dir),
-    )
-    with running(*processes):
+    with running(*system_services(environment, log_dir, command_port, query_port).values()):
         yield f"http://127.0.0.1:{command_port}", f"http://127.0.0.1:{query_port}"
 
 

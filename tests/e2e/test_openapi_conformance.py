@@ -35,7 +35,7 @@ from query_api.app import create_app as create_query_app
 from query_api.settings import QueryApiSettings
 from tests.integration.command_api.conftest import PASSWORD
 from tests.support.environment import own_environment
-from tests.support.services import Service, http_service, running
+from tests.support.services import running, system_services
 from tests.support.tokens import bearer, mint
 from tests.support.unreachable import unreachable_settings
 
@@ -77,20 +77,16 @@ def live_apis(
     """The whole system: both APIs, the relay and the projectors, each a process of its own."""
     log_dir: Path = tmp_path_factory.mktemp("conformance")
     command_port, query_port = free_port(), free_port()
-    with own_environment(
-        postgres_admin_url=postgres_admin_url,
-        migrated_template=migrated_template,
-        nats_url=nats_url,
-        redis_url=redis_url,
-    ) as environment:
-        services = (
-            http_service("command-api", environment, log_dir, command_port),
-            http_service("query-api", environment, log_dir, query_port),
-            Service("relay", ["relay"], environment, log_dir),
-            Service("projectors", ["projector", "run"], environment, log_dir),
-        )
-        with running(*services):
-            yield LiveApis(f"http://127.0.0.1:{command_port}", f"http://127.0.0.1:{query_port}")
+    with (
+        own_environment(
+            postgres_admin_url=postgres_admin_url,
+            migrated_template=migrated_template,
+            nats_url=nats_url,
+            redis_url=redis_url,
+        ) as environment,
+        running(*system_services(environment, log_dir, command_port, query_port).values()),
+    ):
+        yield LiveApis(f"http://127.0.0.1:{command_port}", f"http://127.0.0.1:{query_port}")
 
 
 @pytest.fixture(scope="module")

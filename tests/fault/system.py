@@ -20,7 +20,7 @@ from typing import Literal
 from devstack.ports import free_port
 from devstack.servers import EmbeddedNats, EmbeddedPostgres, EmbeddedRedis, EmbeddedServer
 from tests.fault.proxy import FaultProxy
-from tests.support.services import Service, http_service, running
+from tests.support.services import running, system_services
 
 DependencyName = Literal["postgres", "nats", "redis"]
 ProcessName = Literal["command-api", "query-api", "relay", "projectors"]
@@ -152,12 +152,7 @@ class System:
         command_port, query_port = free_port(), free_port()
         self.command_url = f"http://127.0.0.1:{command_port}"
         self.query_url = f"http://127.0.0.1:{query_port}"
-        self.processes: dict[ProcessName, Service] = {
-            "command-api": http_service("command-api", proxied, log_dir, command_port),
-            "query-api": http_service("query-api", proxied, log_dir, query_port),
-            "relay": Service("relay", ["relay"], proxied, log_dir),
-            "projectors": Service("projectors", ["projector", "run"], proxied, log_dir),
-        }
+        self.processes = system_services(proxied, log_dir, command_port, query_port)
         self.log_dir = log_dir
         self._running: contextlib.ExitStack | None = None
 

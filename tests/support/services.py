@@ -148,3 +148,15 @@ def running(*services: Service) -> Iterator[tuple[Service, ...]]:
     finally:
         for service in services:
             service.stop()
+
+
+def system_services(
+    environment: Mapping[str, str], log_dir: Path, command_port: int, query_port: int
+) -> dict[str, Service]:
+    """The whole system's processes, by name: both APIs, the relay and every projection."""
+    return {
+        "command-api": http_service("command-api", environment, log_dir, command_port),
+        "query-api": http_service("query-api", environment, log_dir, query_port),
+        "relay": Service("relay", ["relay"], environment, log_dir),
+        "projectors": Service("projectors", ["projector", "run"], environment, log_dir),
+    }
